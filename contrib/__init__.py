@@ -1,0 +1,1 @@
+"""Integrations with other systems (HDFS, S3, Spark), installed as pipes.contrib."""

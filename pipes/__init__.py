@@ -1,0 +1,119 @@
+"""pipes: target-based batch workflows in the style of Luigi, fast and durable."""
+
+from pipes.task import Task as Task
+from pipes.task import WrapperTask as WrapperTask
+from pipes.task import ExternalTask as ExternalTask
+from pipes.task import Config as Config
+from pipes.task import flatten as flatten
+from pipes.task import externalize as externalize
+from pipes.task import getpaths as getpaths
+from pipes.task_register import namespace as namespace
+from pipes.event import Event as Event
+from pipes.parameter import Parameter as Parameter
+from pipes.parameter import ParameterVisibility as ParameterVisibility
+from pipes.parameter import IntParameter as IntParameter
+from pipes.parameter import FloatParameter as FloatParameter
+from pipes.parameter import BoolParameter as BoolParameter
+from pipes.parameter import DateParameter as DateParameter
+from pipes.parameter import MonthParameter as MonthParameter
+from pipes.parameter import YearParameter as YearParameter
+from pipes.parameter import DateHourParameter as DateHourParameter
+from pipes.parameter import DateMinuteParameter as DateMinuteParameter
+from pipes.parameter import DateSecondParameter as DateSecondParameter
+from pipes.parameter import DateIntervalParameter as DateIntervalParameter
+from pipes.parameter import TimeDeltaParameter as TimeDeltaParameter
+from pipes.parameter import ListParameter as ListParameter
+from pipes.parameter import TupleParameter as TupleParameter
+from pipes.parameter import DictParameter as DictParameter
+from pipes.parameter import EnumParameter as EnumParameter
+from pipes.parameter import EnumListParameter as EnumListParameter
+from pipes.parameter import ChoiceParameter as ChoiceParameter
+from pipes.parameter import NumericalParameter as NumericalParameter
+from pipes.parameter import TaskParameter as TaskParameter
+from pipes.parameter import PathParameter as PathParameter
+from pipes.parameter import OptionalParameter as OptionalParameter
+from pipes.parameter import OptionalStrParameter as OptionalStrParameter
+from pipes.parameter import OptionalIntParameter as OptionalIntParameter
+from pipes.parameter import OptionalFloatParameter as OptionalFloatParameter
+from pipes.parameter import OptionalBoolParameter as OptionalBoolParameter
+from pipes.parameter import OptionalListParameter as OptionalListParameter
+from pipes.parameter import OptionalTupleParameter as OptionalTupleParameter
+from pipes.parameter import OptionalDictParameter as OptionalDictParameter
+from pipes.parameter import OptionalChoiceParameter as OptionalChoiceParameter
+from pipes.parameter import OptionalNumericalParameter as OptionalNumericalParameter
+from pipes.parameter import OptionalPathParameter as OptionalPathParameter
+from pipes.target import Target as Target
+from pipes.target import FileSystem as FileSystem
+from pipes.target import FileSystemTarget as FileSystemTarget
+from pipes.local import LocalTarget as LocalTarget
+from pipes.local import LocalFileSystem as LocalFileSystem
+from pipes.interface import build as build
+from pipes.cli import run as run
+from pipes.summary import RunResult as RunResult
+from pipes.exit_codes import ExitCode as ExitCode
+from pipes.exceptions import PipesError as PipesError
+from pipes.exceptions import UsageError as UsageError
+from pipes.exceptions import ConfigError as ConfigError
+from pipes.exceptions import ParameterError as ParameterError
+from pipes.exceptions import UnknownTaskError as UnknownTaskError
+from pipes.exceptions import TargetError as TargetError
+
+__all__ = [
+    "Task",
+    "WrapperTask",
+    "ExternalTask",
+    "Config",
+    "flatten",
+    "externalize",
+    "getpaths",
+    "namespace",
+    "Event",
+    "Parameter",
+    "ParameterVisibility",
+    "IntParameter",
+    "FloatParameter",
+    "BoolParameter",
+    "DateParameter",
+    "MonthParameter",
+    "YearParameter",
+    "DateHourParameter",
+    "DateMinuteParameter",
+    "DateSecondParameter",
+    "DateIntervalParameter",
+    "TimeDeltaParameter",
+    "ListParameter",
+    "TupleParameter",
+    "DictParameter",
+    "EnumParameter",
+    "EnumListParameter",
+    "ChoiceParameter",
+    "NumericalParameter",
+    "TaskParameter",
+    "PathParameter",
+    "OptionalParameter",
+    "OptionalStrParameter",
+    "OptionalIntParameter",
+    "OptionalFloatParameter",
+    "OptionalBoolParameter",
+    "OptionalListParameter",
+    "OptionalTupleParameter",
+    "OptionalDictParameter",
+    "OptionalChoiceParameter",
+    "OptionalNumericalParameter",
+    "OptionalPathParameter",
+    "Target",
+    "FileSystem",
+    "FileSystemTarget",
+    "LocalTarget",
+    "LocalFileSystem",
+    "build",
+    "run",
+    "RunResult",
+    "ExitCode",
+    "PipesError",
+    "UsageError",
+    "ConfigError",
+    "ParameterError",
+    "UnknownTaskError",
+    "TargetError",
+]

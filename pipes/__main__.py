@@ -1,0 +1,5 @@
+"""`python -m pipes` runs the pipes command."""
+
+from pipes.cli import main
+
+main()

@@ -1,0 +1,228 @@
+"""The `pipes` command: parse a command line, run the task it names, exit with a meaningful code.
+
+This is the one module that configures logging and calls sys.exit; pipes.run(argv) does
+everything else and returns the RunResult (or raises a PipesError) for scripts and tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import importlib
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+from pipes import overrides, task_register
+from pipes.config import get_config
+from pipes.exceptions import ParameterError, PipesError, UsageError
+from pipes.exit_codes import ExitCode
+from pipes.interface import execute
+from pipes.parameter import Parameter, ParameterVisibility
+from pipes.summary import RunResult
+from pipes.task import Config, Task
+
+GLOBAL_WITH_VALUE = {"--module", "--workers", "--log-level", "--scheduler-url"}
+GLOBAL_FLAGS = {"--local-scheduler", "--detailed-summary", "--help", "-h", "--help-all"}
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises UsageError (one line) instead of printing usage and exiting."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def _global_parser(add_help: bool) -> _Parser:
+    parser = _Parser(
+        prog="pipes", add_help=False, allow_abbrev=False,
+        usage="pipes [--module MODULE] TASK [--param value ...] [options]",
+        description="Run a pipes task and everything it needs that is not complete yet.",
+    )
+    group = parser.add_argument_group("options")
+    group.add_argument("--module", help="import this module to find the task")
+    group.add_argument("--workers", type=int, help="tasks to run at once (default: [core] workers or 1)")
+    group.add_argument("--local-scheduler", action="store_true", help="use the in-process scheduler")
+    group.add_argument("--scheduler-url", help="URL of a pipesd scheduler")
+    group.add_argument("--log-level", type=str.upper, choices=LOG_LEVELS, help="default: INFO")
+    group.add_argument("--detailed-summary", action="store_true", help="list every task in the summary")
+    if add_help:
+        group.add_argument("-h", "--help", action="store_true", help="show this help (with a task: its parameters)")
+        group.add_argument("--help-all", action="store_true", help="also list every --Family-param option")
+    return parser
+
+
+def split_task_name(argv: Sequence[str]) -> tuple[str | None, list[str]]:
+    """The task family (first bare word that is not an option's value) and the other words."""
+    rest: list[str] = []
+    index = 0
+    while index < len(argv):
+        word = argv[index]
+        if not word.startswith("-"):
+            return word, rest + list(argv[index + 1:])
+        rest.append(word)
+        if word in GLOBAL_WITH_VALUE and index + 1 < len(argv):
+            rest.append(argv[index + 1])
+            index += 1
+        elif word not in GLOBAL_FLAGS and "=" not in word and index + 1 < len(argv):
+            if not argv[index + 1].startswith("-"):  # a task parameter's value
+                rest.append(argv[index + 1])
+                index += 1
+        index += 1
+    return None, rest
+
+
+def import_module(name: str) -> None:
+    """Import the user's module; any failure is a one-line UsageError."""
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        importlib.import_module(name)
+    except ModuleNotFoundError as err:
+        if err.name and name.startswith(err.name):
+            raise UsageError(f"cannot import module {name!r}: no module named {err.name!r}") from err
+        raise UsageError(f"module {name!r} failed to import: {err}") from err
+    except Exception as err:
+        where = f" ({err.filename}:{err.lineno})" if isinstance(err, SyntaxError) else ""
+        raise UsageError(f"module {name!r} failed to import: {type(err).__name__}: {err}{where}") from err
+
+
+def find_task_class(name: str) -> type[Task]:
+    """The task class for a family name, importing `pkg.mod` from `pkg.mod.Task` if needed."""
+    try:
+        return task_register.get_task_cls(name)
+    except UsageError:
+        module, _, _ = name.rpartition(".")
+        if not module:
+            raise
+    import_module(module)
+    return task_register.get_task_cls(name)
+
+
+def _help_for(param: Parameter) -> str:
+    text = param.type_name
+    if param.has_default:
+        default = param.serialize(param.default)
+        text += f"; default {default!r}" if default != "" else "; default empty"
+    else:
+        text += "; required"
+    if param.description:
+        text += f". {param.description}"
+    return text
+
+
+def _add_param(parser: argparse._ArgumentGroup, flag: str, dest: str, param: Parameter,
+               shown: bool) -> None:
+    options: dict[str, Any] = {"dest": dest, "default": None, "metavar": "VALUE"}
+    options["help"] = _help_for(param) if shown else argparse.SUPPRESS
+    if not param.takes_value:
+        options.update(nargs="?", const="true", metavar="BOOL")
+    parser.add_argument(flag, **options)
+
+
+def _task_parser(cls: type[Task], help_all: bool) -> _Parser:
+    parser = _global_parser(add_help=True)
+    family = cls.get_task_family()
+    group = parser.add_argument_group(f"parameters of {family}")
+    for name, param in cls.get_params():
+        if param.visibility != ParameterVisibility.PRIVATE:
+            _add_param(group, f"--{name.replace('_', '-')}", f"{family}\0{name}", param, True)
+    everyone = parser.add_argument_group("parameters of every task (--Family-param)")
+    for other in task_register.all_task_classes():
+        other_family = other.get_task_family()
+        for name, param in other.get_params():
+            flag = f"--{other_family}-{name.replace('_', '-')}"
+            if other is not cls and param.visibility != ParameterVisibility.PRIVATE:
+                _add_param(everyone, flag, f"{other_family}\0{name}\0global", param, help_all)
+    return parser
+
+
+def _unknown_option_error(cls: type[Task], unknown: list[str]) -> UsageError:
+    word = next((w for w in unknown if w.startswith("-")), unknown[0])
+    family = cls.get_task_family()
+    if not word.startswith("-"):
+        return UsageError(f"unexpected argument {word!r} for task {family}")
+    options = [f"--{name.replace('_', '-')}" for name, _ in cls.get_params()]
+    close = difflib.get_close_matches(word.split("=")[0], options, n=1)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    return ParameterError(f"unknown parameter {word.split('=')[0]} for task {family}{hint}")
+
+
+def _collect_values(namespace: argparse.Namespace) -> dict[str, dict[str, str]]:
+    values: dict[str, dict[str, str]] = {}
+    for dest, value in vars(namespace).items():
+        if "\0" not in dest or value is None:
+            continue
+        family, name, *scope = dest.split("\0")
+        current = values.setdefault(family, {})
+        if not scope or name not in current:  # --param beats --Family-param
+            current[name] = value
+    return values
+
+
+def run(argv: Sequence[str] | None = None) -> RunResult:
+    """Parse and run a command line as the `pipes` command does; raises PipesError on bad input."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    name, rest = split_task_name(argv)
+    options, _ = _global_parser(add_help=True).parse_known_args(rest)
+    if options.module:
+        import_module(options.module)
+    if name is None:
+        raise UsageError(_no_task_message(options))
+    cls = find_task_class(name)
+    if issubclass(cls, Config):
+        raise UsageError(f"{name} is a Config class, not a task to run")
+    parser = _task_parser(cls, options.help_all)
+    namespace, unknown = parser.parse_known_args(rest)
+    if namespace.help or namespace.help_all:
+        parser.usage = f"pipes [--module MODULE] {cls.get_task_family()} [--param value ...] [options]"
+        parser.print_help()
+        raise SystemExit(0)
+    if unknown:
+        raise _unknown_option_error(cls, unknown)
+    configure_logging(namespace.log_level)
+    with overrides.cmdline_values(_collect_values(namespace)):
+        root = cls()
+        result = execute([root], namespace.workers, namespace.local_scheduler, namespace.scheduler_url)
+    result.detailed_summary = namespace.detailed_summary
+    return result
+
+
+def _no_task_message(options: argparse.Namespace) -> str:
+    if options.help or options.help_all:
+        _global_parser(add_help=True).print_help()
+        names = [n for n in task_register.task_names()
+                 if not issubclass(task_register.get_task_cls(n), Config)]
+        if names:
+            print("\ntasks:\n  " + "\n  ".join(names))
+        raise SystemExit(0)
+    return "no task given (usage: pipes [--module MODULE] TASK [--param value ...])"
+
+
+def configure_logging(level: str | None) -> None:
+    """Log to stderr at the level from --log-level, [core] log_level, or INFO."""
+    chosen = (level or get_config().get("core", "log_level") or "INFO").upper()
+    if chosen not in LOG_LEVELS:
+        raise UsageError(f"[core] log_level = {chosen!r} is not one of {', '.join(LOG_LEVELS)}")
+    logging.basicConfig(
+        level=chosen, stream=sys.stderr, force=True,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    """Entry point of the `pipes` console script."""
+    try:
+        result = run(argv)
+    except PipesError as err:
+        message = " ".join(str(err).split("\n"))
+        print(f"pipes: error: {message}", file=sys.stderr)
+        sys.exit(err.exit_code)
+    except KeyboardInterrupt:
+        print("pipes: interrupted", file=sys.stderr)
+        sys.exit(ExitCode.INTERRUPTED)
+    print(result.summary_text())
+    sys.exit(result.exit_code)

@@ -1,0 +1,65 @@
+"""The one exception hierarchy: everything pipes raises on purpose derives from PipesError."""
+
+from __future__ import annotations
+
+from pipes.exit_codes import ExitCode
+
+
+class PipesError(Exception):
+    """Root of every error pipes raises on purpose."""
+
+    exit_code: int = ExitCode.ERROR
+
+
+class UsageError(PipesError):
+    """The user fixes it by changing their input."""
+
+    exit_code = ExitCode.USAGE
+
+
+class ConfigError(UsageError):
+    """A bad pipes.cfg / pipes.toml / [tool.pipes] file."""
+
+
+class ParameterError(UsageError, ValueError):
+    """A missing, unknown or unparsable task parameter."""
+
+
+class UnknownTaskError(UsageError):
+    """No task family by that name is registered."""
+
+
+class TaskDefinitionError(UsageError, TypeError):
+    """A Task class is defined or used in a way pipes cannot run."""
+
+
+class RPCError(PipesError):
+    """A call to the scheduler failed."""
+
+
+class BadRequest(RPCError, ValueError):
+    """A malformed or invalid RPC body (HTTP 400)."""
+
+
+class SchedulerUnavailable(RPCError, ConnectionError):
+    """The configured scheduler cannot be reached; safe to retry later."""
+
+
+class StoreError(PipesError):
+    """The scheduler's journal could not be read or written."""
+
+
+class TargetError(PipesError):
+    """A target or filesystem operation failed."""
+
+
+class FileAlreadyExists(TargetError, FileExistsError):
+    """The destination of a move or write already exists."""
+
+
+class MissingParentDirectory(TargetError):
+    """The parent directory of a path does not exist."""
+
+
+class NotADirectory(TargetError):
+    """A directory operation was given something that is not a directory."""

@@ -1,0 +1,22 @@
+"""Process exit codes for `pipes` runs, chosen so cron and shell scripts can tell outcomes apart.
+
+The table in docs/cli.md lists the same codes; this module is the one place they are defined.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class ExitCode(enum.IntEnum):
+    """Why a `pipes` run ended."""
+
+    OK = 0  # every task asked for is complete
+    ERROR = 1  # an unexpected error inside pipes itself
+    USAGE = 2  # bad command line, parameter, config or module
+    TASK_FAILED = 3  # at least one task's run() failed
+    MISSING_EXTERNAL = 4  # some external data (ExternalTask output) is missing
+    SCHEDULING_ERROR = 5  # a requires() / complete() / output() raised
+    ALREADY_RUNNING = 6  # another process holds the lock for this run
+    NOT_RUN = 7  # tasks stayed pending: upstream failed, disabled, or run elsewhere
+    INTERRUPTED = 130  # stopped by SIGINT

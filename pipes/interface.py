@@ -1,0 +1,89 @@
+"""pipes.build: schedule and run tasks from Python, returning a RunResult (never exiting)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from pipes.config import get_config
+from pipes.exceptions import UsageError
+from pipes.scheduler.api import SchedulerAPI
+from pipes.scheduler.local import LocalScheduler
+from pipes.scheduler.model import Policy
+from pipes.summary import RunResult, classify
+from pipes.task import Task
+from pipes.worker.worker import Worker, WorkerOptions
+
+logger = logging.getLogger("pipes.interface")
+
+
+def build(
+    tasks: Iterable[Task],
+    workers: int | None = None,
+    local_scheduler: bool = True,
+    scheduler_url: str | None = None,
+    detailed_summary: bool = False,
+) -> RunResult:
+    """Run `tasks` and what they need; the result is truthy when all of them are complete.
+
+    Differs from luigi: always returns the detailed RunResult, whose bool is luigi's bool.
+    """
+    result = execute(list(tasks), workers, local_scheduler, scheduler_url)
+    logger.info("%s", result.summary_text(detailed_summary))
+    return result
+
+
+def execute(
+    roots: list[Task], workers: int | None, local_scheduler: bool, scheduler_url: str | None
+) -> RunResult:
+    """Schedule and run roots with one worker process; the shared body of build and the CLI."""
+    for task in roots:
+        if not isinstance(task, Task):
+            raise UsageError(f"build() takes Task instances, got {task!r}")
+    scheduler = _scheduler(local_scheduler, scheduler_url)
+    worker = Worker(scheduler, worker_options(workers))
+    worker.add(roots)
+    worker.run()
+    ran = {task_id: outcome.status for task_id, outcome in worker.ran.items()}
+    result = RunResult(roots, classify(worker.graph, ran), dict(worker.graph.tasks))
+    result.errors = {**worker.graph.broken, **{
+        task_id: outcome.error or "" for task_id, outcome in worker.ran.items()
+        if outcome.status == "FAILED"
+    }}
+    return result
+
+
+def worker_options(workers: int | None = None) -> WorkerOptions:
+    """WorkerOptions from [worker] / [core] config, with an explicit worker count winning."""
+    config = get_config()
+    count = workers if workers is not None else config.getint("core", "workers", 1)
+    if count < 1:
+        raise UsageError(f"workers must be at least 1, got {count}")
+    return WorkerOptions(
+        workers=count,
+        wait_interval=config.getfloat("worker", "wait_interval", 1.0),
+        check_complete_on_run=config.getboolean("worker", "check_complete_on_run", True),
+        keep_alive=config.getboolean("worker", "keep_alive", False),
+    )
+
+
+def scheduler_policy() -> Policy:
+    """The scheduler Policy from [scheduler] config."""
+    config = get_config()
+    default = Policy()
+    return Policy(
+        retry_delay=config.getfloat("scheduler", "retry_delay", default.retry_delay),
+        retry_count=config.getint("scheduler", "retry_count", default.retry_count),
+        disable_window=config.getfloat("scheduler", "disable_window", default.disable_window),
+        disable_persist=config.getfloat("scheduler", "disable_persist", default.disable_persist),
+    )
+
+
+def _scheduler(local_scheduler: bool, scheduler_url: str | None) -> SchedulerAPI:
+    url = scheduler_url or (None if local_scheduler else get_config().get("core", "scheduler_url"))
+    if url:
+        # TODO(#3): RemoteScheduler over HTTP once pipesd exists.
+        raise UsageError(f"scheduler_url {url} given, but this pipes has no remote scheduler yet")
+    config = get_config()
+    resources = {name: config.getint("resources", name, 0) for name in config.section("resources")}
+    return LocalScheduler(scheduler_policy(), resources)

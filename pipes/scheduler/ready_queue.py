@@ -1,0 +1,61 @@
+"""Priority-ordered queues of ready tasks, one per worker, with lazy removal.
+
+A task is pushed once per worker that may run it; an entry is stale when the task's
+queue_version moved on (it was re-queued, started, or changed priority), so pops skip it.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Callable
+
+from pipes.scheduler.model import Status, TaskRecord
+
+Entry = tuple[int, int, int, TaskRecord]  # (-priority, seq, version, task)
+ANY_WORKER = ""  # the queue assistants draw from
+
+
+class ReadyQueue:
+    """Ready tasks per worker, highest priority first, then first added."""
+
+    def __init__(self) -> None:
+        self._heaps: dict[str, list[Entry]] = {}
+        self._seq = itertools.count()
+
+    def push(self, task: TaskRecord) -> None:
+        """Queue a ready task for every worker able to run it (and for assistants)."""
+        task.queue_version += 1
+        entry = (-task.priority, next(self._seq), task.queue_version, task)
+        for worker in (*task.workers, ANY_WORKER):
+            heapq.heappush(self._heaps.setdefault(worker, []), entry)
+
+    def pop(self, worker: str, usable: Callable[[TaskRecord], bool]) -> TaskRecord | None:
+        """The best ready task for `worker` that `usable` accepts; skipped usable-later ones stay."""
+        heap = self._heaps.get(worker)
+        if not heap:
+            return None
+        held: list[Entry] = []
+        found = None
+        while heap:
+            entry = heapq.heappop(heap)
+            task = entry[3]
+            if entry[2] != task.queue_version or not _is_ready(task):
+                continue
+            if usable(task):
+                found = task
+                break
+            held.append(entry)
+        for entry in held:
+            heapq.heappush(heap, entry)
+        if found is not None:
+            found.queue_version += 1  # invalidates its entries in the other workers' heaps
+        return found
+
+    def forget_worker(self, worker: str) -> None:
+        """Drop a worker's queue (it disconnected)."""
+        self._heaps.pop(worker, None)
+
+
+def _is_ready(task: TaskRecord) -> bool:
+    return task.status == Status.PENDING and task.unfinished == 0

@@ -1,0 +1,1 @@
+"""Tools built on tasks (ranges and the like)."""

@@ -1,0 +1,95 @@
+"""Task class helpers: @inherits, @requires, previous and get_previous_completed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from pipes.date_interval import DateInterval
+from pipes.exceptions import TaskDefinitionError
+from pipes.task import Task
+
+
+def _copy_params(target: type[Task], sources: list[type[Task]]) -> None:
+    own = {name for name, _ in target.get_params()}
+    for source in sources:
+        for name, param in source.get_params():
+            if name not in own:
+                setattr(target, name, param)
+                own.add(name)
+    target._params_cache = None
+
+
+class inherits:  # noqa: N801 -- luigi's decorator name
+    """Class decorator: give the class every parameter of the named task classes.
+
+    Also adds clone_parent() (the first parent, with this task's parameters) and clone_parents().
+    """
+
+    def __init__(self, *tasks: type[Task], **named_tasks: type[Task]) -> None:
+        self.tasks = [*tasks, *named_tasks.values()]
+        if not self.tasks:
+            raise TaskDefinitionError("@inherits needs at least one task class")
+
+    def __call__(self, cls: type[Task]) -> type[Task]:
+        parents = self.tasks
+        _copy_params(cls, parents)
+
+        def clone_parent(task: Task, **kwargs: Any) -> Task:
+            return task.clone(cls=parents[0], **kwargs)
+
+        def clone_parents(task: Task, **kwargs: Any) -> list[Task]:
+            return [task.clone(cls=parent, **kwargs) for parent in parents]
+
+        cls.clone_parent = clone_parent  # type: ignore[attr-defined]
+        cls.clone_parents = clone_parents  # type: ignore[attr-defined]
+        return cls
+
+
+class requires:  # noqa: N801 -- luigi's decorator name
+    """Class decorator: @inherits the tasks, and require them with this task's parameters."""
+
+    def __init__(self, *tasks: type[Task], **named_tasks: type[Task]) -> None:
+        self.inherit = inherits(*tasks, **named_tasks)
+
+    def __call__(self, cls: type[Task]) -> type[Task]:
+        cls = self.inherit(cls)
+        single = len(self.inherit.tasks) == 1
+
+        def requires_(task: Task) -> Any:
+            return task.clone_parent() if single else task.clone_parents()  # type: ignore[attr-defined]
+
+        cls.requires = requires_  # type: ignore[method-assign]
+        return cls
+
+
+def _step_back(param: Any, value: Any) -> Any:
+    if isinstance(value, DateInterval):
+        return value.prev()
+    step: Callable[[Any], Any] | None = getattr(param, "prev_in_enumeration", None)
+    return step(value) if step is not None else None
+
+
+def previous(task: Task) -> Task:
+    """The same task one step earlier on its only date-like parameter."""
+    moved = {}
+    for name, param in task.get_params():
+        earlier = _step_back(param, task.param_kwargs[name])
+        if earlier is not None:
+            moved[name] = earlier
+    if len(moved) != 1:
+        kind = "no" if not moved else "more than one"
+        raise TaskDefinitionError(
+            f"cannot find the previous {task.task_family}: it has {kind} date-like parameter"
+        )
+    return task.clone(**moved)
+
+
+def get_previous_completed(task: Task, max_steps: int = 10) -> Task | None:
+    """The closest earlier task (up to max_steps back) that is complete, or None."""
+    current = task
+    for _ in range(max_steps):
+        current = previous(current)
+        if current.complete():
+            return current
+    return None

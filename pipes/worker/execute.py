@@ -1,0 +1,96 @@
+"""Running one task's run() in this process, including resuming dynamic dependencies."""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+import types
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipes.event import Event
+from pipes.task import Task, flatten, getpaths
+from pipes.worker.walk import fire_event
+
+logger = logging.getLogger("pipes.worker")
+
+
+@dataclass
+class Outcome:
+    """How one attempt at running a task ended."""
+
+    task: Task
+    status: str  # "DONE", "FAILED" or "SUSPENDED" (waiting on dynamic dependencies)
+    error: str | None = None
+    new_deps: list[Task] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+@dataclass
+class Execution:
+    """A task being run, which may be suspended on dynamic dependencies and resumed later."""
+
+    task: Task
+    check_outputs: bool = True
+    _generator: types.GeneratorType[Any, Any, Any] | None = None
+    _waiting_on: Any = None
+    _started: float = 0.0
+
+    def step(self) -> Outcome:
+        """Run (or resume) the task until it finishes, fails, or yields incomplete tasks."""
+        task = self.task
+        try:
+            if self._generator is None:
+                self._started = time.monotonic()
+                fire_event(task, Event.START)
+                result = task.run()
+                if not isinstance(result, types.GeneratorType):
+                    return self._finished()
+                self._generator, send = result, None
+            else:
+                send = getpaths(self._waiting_on)
+            return self._drive(send)
+        except Exception as err:
+            return self._failed(err)
+
+    def _drive(self, send: Any) -> Outcome:
+        assert self._generator is not None
+        while True:
+            try:
+                requested = self._generator.send(send)
+            except StopIteration:
+                return self._finished()
+            wanted = [t for t in flatten(requested) if isinstance(t, Task)]
+            if len(wanted) != len(flatten(requested)):
+                raise TypeError(f"run() of {self.task} yielded something that is not a Task")
+            missing = [t for t in wanted if not t.complete()]
+            self._waiting_on = requested
+            if missing:
+                return Outcome(self.task, "SUSPENDED", new_deps=wanted)
+            send = getpaths(requested)
+
+    def _finished(self) -> Outcome:
+        task = self.task
+        if self.check_outputs and flatten(task.output()) and not task.complete():
+            missing = [str(t) for t in flatten(task.output()) if not t.exists()]
+            raise_text = f"run() of {task} returned but its outputs are missing: {missing}"
+            return self._failed(RuntimeError(raise_text))
+        seconds = time.monotonic() - self._started
+        message = task.on_success()
+        fire_event(task, Event.SUCCESS)
+        fire_event(task, Event.PROCESSING_TIME, seconds)
+        return Outcome(task, "DONE", error=message, seconds=seconds)
+
+    def _failed(self, err: Exception) -> Outcome:
+        task = self.task
+        logger.error("%s failed", task, exc_info=err)
+        text = "".join(traceback.format_exception(err))
+        try:
+            custom = task.on_failure(err)
+        except Exception:
+            logger.exception("on_failure of %s raised; ignored", task)
+            custom = None
+        fire_event(task, Event.FAILURE, err)
+        seconds = time.monotonic() - self._started
+        return Outcome(task, "FAILED", error=custom or text, seconds=seconds)

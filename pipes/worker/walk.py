@@ -1,0 +1,121 @@
+"""The DAG walk: from the requested tasks, find what is complete, missing or to be run.
+
+Complete tasks are not expanded (their requirements are not needed), so a re-run of a
+finished pipeline checks only the requested tasks' outputs.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipes.event import Event
+from pipes.scheduler.model import Status
+from pipes.task import Task, is_external
+
+logger = logging.getLogger("pipes.worker")
+
+
+@dataclass
+class WalkResult:
+    """What a walk found, keyed by task id, plus the task dicts to send to the scheduler."""
+
+    tasks: dict[str, Task] = field(default_factory=dict)
+    deps: dict[str, list[str]] = field(default_factory=dict)
+    complete: set[str] = field(default_factory=set)
+    missing_external: set[str] = field(default_factory=set)
+    broken: dict[str, str] = field(default_factory=dict)  # task id -> error text
+    specs: list[dict[str, Any]] = field(default_factory=list)
+
+    def merge(self, other: WalkResult) -> None:
+        """Fold a later walk (e.g. of dynamic dependencies) into this one."""
+        self.tasks.update(other.tasks)
+        self.deps.update(other.deps)
+        self.complete |= other.complete
+        self.missing_external |= other.missing_external
+        self.broken.update(other.broken)
+
+
+def task_spec(task: Task, status: Status, deps: list[str] | None = None) -> dict[str, Any]:
+    """The JSON-shaped description of a task that add_tasks takes."""
+    spec: dict[str, Any] = {
+        "task_id": task.task_id,
+        "family": task.task_family,
+        "module": type(task).__module__,
+        "params": task.to_str_params(only_public=True),
+        "status": str(status),
+        "runnable": not is_external(task),
+        "priority": task.priority,
+        "resources": task.process_resources(),
+    }
+    if deps is not None:
+        spec["deps"] = deps
+    for name in ("retry_count", "retry_delay", "disable_window"):
+        value = getattr(task, name)
+        if value is not None:
+            spec[name] = value
+    return spec
+
+
+def fire_event(task: Task, event: str, *args: Any) -> None:
+    try:
+        task.trigger_event(event, *args)
+    except Exception:
+        logger.exception("event handler for %s on %s raised; ignored", event, task)
+
+
+def walk(roots: list[Task], known: set[str] | frozenset[str] = frozenset()) -> WalkResult:
+    """Check and expand every task reachable from roots, skipping ids in `known`."""
+    result = WalkResult()
+    stack = list(reversed(roots))
+    seen = set(known)
+    while stack:
+        task = stack.pop()
+        if task.task_id in seen:
+            continue
+        seen.add(task.task_id)
+        result.tasks[task.task_id] = task
+        deps = _visit(task, result)
+        for dep in reversed(deps):
+            if dep.task_id not in seen:
+                stack.append(dep)
+    return result
+
+
+def _visit(task: Task, result: WalkResult) -> list[Task]:
+    """Classify one task; returns the requirements still to walk."""
+    try:
+        if task.complete():
+            result.complete.add(task.task_id)
+            result.specs.append(task_spec(task, Status.DONE))
+            fire_event(task, Event.DEPENDENCY_PRESENT)
+            return []
+        if is_external(task):
+            result.missing_external.add(task.task_id)
+            result.specs.append(task_spec(task, Status.PENDING, []))
+            fire_event(task, Event.DEPENDENCY_MISSING)
+            return []
+        deps = _checked_deps(task)
+    except Exception as err:
+        logger.error("cannot schedule %s: %s", task, err, exc_info=True)
+        result.broken[task.task_id] = traceback.format_exc()
+        spec = task_spec(task, Status.UNKNOWN, [])
+        spec["error"] = result.broken[task.task_id]
+        result.specs.append(spec)
+        fire_event(task, Event.BROKEN_TASK, err)
+        return []
+    result.deps[task.task_id] = [dep.task_id for dep in deps]
+    result.specs.append(task_spec(task, Status.PENDING, result.deps[task.task_id]))
+    for dep in deps:
+        fire_event(task, Event.DEPENDENCY_DISCOVERED, dep)
+    return deps
+
+
+def _checked_deps(task: Task) -> list[Task]:
+    deps = task.deps()
+    for dep in deps:
+        if not isinstance(dep, Task):
+            raise TypeError(f"requires() of {task} returned {dep!r}, which is not a Task")
+    return deps
