@@ -663,8 +663,15 @@ class _DateParameterBase(Parameter):
         return self._snap(value)
 
     def next_in_enumeration(self, value: Any) -> Any:
+        return self._step(value, self.interval)
+
+    def prev_in_enumeration(self, value: Any) -> Any:
+        """The value one interval before `value` (None before year 1)."""
+        return self._step(value, -self.interval)
+
+    def _step(self, value: Any, steps: int) -> Any:
         try:
-            return self._unit.from_index(self._unit.to_index(value) + self.interval)
+            return self._unit.from_index(self._unit.to_index(value) + steps)
         except (ValueError, OverflowError):
             return None
 
