@@ -5,7 +5,7 @@ PY_VERSION := $(shell cat .python-version)
 PYTHON ?= $(shell PYENV_VERSION=$(PY_VERSION) pyenv which python3.13 2>/dev/null || command -v python3.13 || echo python3.13)
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench lint clean
+.PHONY: run test bench bench-luigi lint clean
 
 $(STAMP): setup.cfg pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 13), sys.version' || \
@@ -29,3 +29,8 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(VENV) data build *.egg-info
+
+bench-luigi: $(STAMP)
+	test -x benchmarks/.luigi-venv/bin/python || $(PYTHON) -m venv benchmarks/.luigi-venv
+	benchmarks/.luigi-venv/bin/pip install --quiet luigi==3.8.1
+	$(VENV)/bin/python benchmarks/local_dag.py --shape wide --n 1000 --luigi

@@ -1,0 +1,131 @@
+"""Time a DAG of trivial tasks (each writes a tiny LocalTarget) on the embedded scheduler.
+
+    python benchmarks/local_dag.py --shape wide --n 5000 [--workers 2] [--luigi]
+
+Prints wall time and per-task overhead. With --luigi (or when benchmarks/.luigi-venv exists,
+made by `make bench-luigi`), runs the same workload on luigi in that venv and prints the ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+LUIGI_PYTHON = HERE / ".luigi-venv" / "bin" / "python"
+
+# The same workload, written once for either framework: `fw` is the pipes or luigi module.
+WORKLOAD = '''
+import sys, time, json
+
+def define(fw, root_dir, shape, n):
+    class Leaf(fw.Task):
+        i = fw.IntParameter()
+        def requires(self):
+            if shape == "chain" and self.i > 0:
+                return Leaf(i=self.i - 1)
+            if shape == "tree":
+                return [Leaf(i=c) for c in (2 * self.i + 1, 2 * self.i + 2) if c < n]
+            return []
+        def output(self):
+            return fw.LocalTarget(f"{root_dir}/{self.i}.txt")
+        def run(self):
+            with self.output().open("w") as out:
+                out.write("x")
+
+    class Root(fw.WrapperTask):
+        def requires(self):
+            if shape == "wide":
+                return [Leaf(i=i) for i in range(n)]
+            return Leaf(i=n - 1 if shape == "chain" else 0)
+
+    return Root
+
+def main(fw_name, root_dir, shape, n, workers):
+    import logging
+    start = time.perf_counter()
+    fw = __import__(fw_name)
+    Root = define(fw, root_dir, shape, n)
+    logging.disable(logging.WARNING)
+    ok = fw.build([Root()], workers=workers, local_scheduler=True)
+    elapsed = time.perf_counter() - start
+    print(json.dumps({"seconds": elapsed, "ok": bool(ok)}))
+'''
+
+
+FLOOR = '''
+import os, sys, time
+root, n = sys.argv[1], int(sys.argv[2])
+start = time.perf_counter()
+for i in range(n):
+    tmp = f"{root}/{i}.txt-tmp"
+    with open(tmp, "w") as out:
+        out.write("x")
+    os.replace(tmp, f"{root}/{i}.txt")
+print(time.perf_counter() - start)
+'''
+
+
+def filesystem_floor(python: str, n: int, base: str | None) -> float:
+    """Seconds a bare loop takes to write n tiny files atomically: the disk's share of the time."""
+    with tempfile.TemporaryDirectory(prefix="pipes-bench-", dir=base) as tmp:
+        done = subprocess.run([python, "-c", FLOOR, tmp, str(n)], capture_output=True, text=True,
+                              check=True)
+        return float(done.stdout)
+
+
+def run_workload(
+    python: str, framework: str, shape: str, n: int, workers: int, base: str | None = None
+) -> dict:
+    """Run the workload in a fresh interpreter; returns {'seconds', 'ok'}."""
+    with tempfile.TemporaryDirectory(prefix="pipes-bench-", dir=base) as tmp:
+        code = WORKLOAD + f"\nmain({framework!r}, {tmp!r}, {shape!r}, {n}, {workers})\n"
+        sys.setrecursionlimit(10_000)
+        done = subprocess.run(
+            [python, "-c", code], capture_output=True, text=True, check=False,
+            env={**os.environ, "PYTHONPATH": str(HERE.parent)},
+        )
+        if done.returncode != 0:
+            raise SystemExit(f"{framework} workload failed:\n{done.stderr[-2000:]}")
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        written = len(os.listdir(tmp))
+    if written != n or not result["ok"]:
+        raise SystemExit(f"{framework}: expected {n} outputs and success, got {written} / {result}")
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shape", choices=["wide", "chain", "tree"], default="wide")
+    parser.add_argument("--n", type=int, default=5000)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--luigi", action="store_true", help="also run luigi (needs make bench-luigi)")
+    parser.add_argument("--dir", help="where outputs go (default: the system temp dir)")
+    args = parser.parse_args()
+    floor = filesystem_floor(sys.executable, args.n, args.dir)
+    print(f"disk   {args.n} bare atomic writes: {floor:.3f} s ({floor / args.n * 1e6:.1f} us/file)")
+    pipes_result = run_workload(sys.executable, "pipes", args.shape, args.n, args.workers, args.dir)
+    seconds = pipes_result["seconds"]
+    print(f"pipes  shape={args.shape} n={args.n} workers={args.workers}: "
+          f"{seconds:.3f} s wall, {seconds / args.n * 1e6:.1f} us/task, "
+          f"{max(seconds - floor, 0) / args.n * 1e6:.1f} us/task above the disk floor")
+    if args.luigi or LUIGI_PYTHON.exists():
+        if not LUIGI_PYTHON.exists():
+            raise SystemExit("luigi venv missing: run `make bench-luigi` first")
+        luigi_result = run_workload(
+            str(LUIGI_PYTHON), "luigi", args.shape, args.n, args.workers, args.dir
+        )
+        lsec = luigi_result["seconds"]
+        print(f"luigi  shape={args.shape} n={args.n} workers={args.workers}: "
+              f"{lsec:.3f} s wall, {lsec / args.n * 1e6:.1f} us/task")
+        print(f"ratio  luigi/pipes = {lsec / seconds:.1f}x")
+
+
+if __name__ == "__main__":
+    main()
