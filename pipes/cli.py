@@ -12,12 +12,13 @@ import importlib
 import logging
 import os
 import sys
+import traceback
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from pipes import overrides, task_register
 from pipes.config import get_config
-from pipes.exceptions import ParameterError, PipesError, UsageError
+from pipes.exceptions import ParameterError, PipesError, UnknownTaskError, UsageError
 from pipes.exit_codes import ExitCode
 from pipes.interface import execute
 from pipes.parameter import Parameter, ParameterVisibility
@@ -38,20 +39,32 @@ class _Parser(argparse.ArgumentParser):
 
 def _global_parser(add_help: bool) -> _Parser:
     parser = _Parser(
-        prog="pipes", add_help=False, allow_abbrev=False,
+        prog="pipes",
+        add_help=False,
+        allow_abbrev=False,
         usage="pipes [--module MODULE] TASK [--param value ...] [options]",
         description="Run a pipes task and everything it needs that is not complete yet.",
     )
     group = parser.add_argument_group("options")
     group.add_argument("--module", help="import this module to find the task")
-    group.add_argument("--workers", type=int, help="tasks to run at once (default: [core] workers or 1)")
-    group.add_argument("--local-scheduler", action="store_true", help="use the in-process scheduler")
+    group.add_argument(
+        "--workers", type=int, help="tasks to run at once (default: [core] workers or 1)"
+    )
+    group.add_argument(
+        "--local-scheduler", action="store_true", help="use the in-process scheduler"
+    )
     group.add_argument("--scheduler-url", help="URL of a pipesd scheduler")
     group.add_argument("--log-level", type=str.upper, choices=LOG_LEVELS, help="default: INFO")
-    group.add_argument("--detailed-summary", action="store_true", help="list every task in the summary")
+    group.add_argument(
+        "--detailed-summary", action="store_true", help="list every task in the summary"
+    )
     if add_help:
-        group.add_argument("-h", "--help", action="store_true", help="show this help (with a task: its parameters)")
-        group.add_argument("--help-all", action="store_true", help="also list every --Family-param option")
+        group.add_argument(
+            "-h", "--help", action="store_true", help="show this help (with a task: its parameters)"
+        )
+        group.add_argument(
+            "--help-all", action="store_true", help="also list every --Family-param option"
+        )
     return parser
 
 
@@ -62,7 +75,7 @@ def split_task_name(argv: Sequence[str]) -> tuple[str | None, list[str]]:
     while index < len(argv):
         word = argv[index]
         if not word.startswith("-"):
-            return word, rest + list(argv[index + 1:])
+            return word, rest + list(argv[index + 1 :])
         rest.append(word)
         if word in GLOBAL_WITH_VALUE and index + 1 < len(argv):
             rest.append(argv[index + 1])
@@ -76,29 +89,47 @@ def split_task_name(argv: Sequence[str]) -> tuple[str | None, list[str]]:
 
 
 def import_module(name: str) -> None:
-    """Import the user's module; any failure is a one-line UsageError."""
+    """Import the user's module; any failure is a one-line UsageError naming file and line."""
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
         importlib.import_module(name)
     except ModuleNotFoundError as err:
-        if err.name and name.startswith(err.name):
-            raise UsageError(f"cannot import module {name!r}: no module named {err.name!r}") from err
-        raise UsageError(f"module {name!r} failed to import: {err}") from err
+        if err.name and (name == err.name or name.startswith(err.name + ".")):
+            raise UsageError(
+                f"cannot import module {name!r}: no module named {err.name!r}"
+            ) from err
+        raise UsageError(f"module {name!r} failed to import: {_located(err)}") from err
+    except SyntaxError as err:  # its file and line are in the error, not in the traceback
+        where = f"{err.filename}:{err.lineno}: " if err.filename else ""
+        raise UsageError(
+            f"module {name!r} failed to import: {where}{type(err).__name__}: {err.msg}"
+        ) from err
     except Exception as err:
-        where = f" ({err.filename}:{err.lineno})" if isinstance(err, SyntaxError) else ""
-        raise UsageError(f"module {name!r} failed to import: {type(err).__name__}: {err}{where}") from err
+        raise UsageError(f"module {name!r} failed to import: {_located(err)}") from err
 
 
-def find_task_class(name: str) -> type[Task]:
+def _located(err: BaseException) -> str:
+    """'file:line: Type: message' for the frame that raised, so a one-line error is enough."""
+    machinery = os.path.dirname(importlib.__file__)
+    frames = traceback.extract_tb(err.__traceback__)
+    user = [f for f in frames if not f.filename.startswith((machinery, "<frozen"))]
+    where = f"{user[-1].filename}:{user[-1].lineno}: " if user else ""
+    return f"{where}{type(err).__name__}: {err}"
+
+
+def find_task_class(name: str, module: str | None) -> type[Task]:
     """The task class for a family name, importing `pkg.mod` from `pkg.mod.Task` if needed."""
     try:
         return task_register.get_task_cls(name)
-    except UsageError:
-        module, _, _ = name.rpartition(".")
-        if not module:
+    except UnknownTaskError as err:
+        package, _, _ = name.rpartition(".")
+        if not package and not module:
+            hint = "add --module MODULE to import the module that defines it"
+            raise UnknownTaskError(f"{err} ({hint})") from None
+        if not package:
             raise
-    import_module(module)
+    import_module(package)
     return task_register.get_task_cls(name)
 
 
@@ -114,8 +145,9 @@ def _help_for(param: Parameter) -> str:
     return text
 
 
-def _add_param(parser: argparse._ArgumentGroup, flag: str, dest: str, param: Parameter,
-               shown: bool) -> None:
+def _add_param(
+    parser: argparse._ArgumentGroup, flag: str, dest: str, param: Parameter, shown: bool
+) -> None:
     options: dict[str, Any] = {"dest": dest, "default": None, "metavar": "VALUE"}
     options["help"] = _help_for(param) if shown else argparse.SUPPRESS
     if not param.takes_value:
@@ -135,8 +167,10 @@ def _task_parser(cls: type[Task], help_all: bool) -> _Parser:
         other_family = other.get_task_family()
         for name, param in other.get_params():
             flag = f"--{other_family}-{name.replace('_', '-')}"
-            if other is not cls and param.visibility != ParameterVisibility.PRIVATE:
-                _add_param(everyone, flag, f"{other_family}\0{name}\0global", param, help_all)
+            if param.visibility != ParameterVisibility.PRIVATE:
+                # the root's own --Family-param is accepted (luigi does) but --param says it shorter
+                shown = help_all and other is not cls
+                _add_param(everyone, flag, f"{other_family}\0{name}\0global", param, shown)
     return parser
 
 
@@ -146,21 +180,39 @@ def _unknown_option_error(cls: type[Task], unknown: list[str]) -> UsageError:
     if not word.startswith("-"):
         return UsageError(f"unexpected argument {word!r} for task {family}")
     options = [f"--{name.replace('_', '-')}" for name, _ in cls.get_params()]
+    if word[2:3].isupper():  # looks like --Family-param: suggest among every family's options
+        options = [
+            f"--{other.get_task_family()}-{name.replace('_', '-')}"
+            for other in task_register.all_task_classes()
+            for name, _ in other.get_params()
+        ]
     close = difflib.get_close_matches(word.split("=")[0], options, n=1)
     hint = f" (did you mean {close[0]}?)" if close else ""
     return ParameterError(f"unknown parameter {word.split('=')[0]} for task {family}{hint}")
 
 
 def _collect_values(namespace: argparse.Namespace) -> dict[str, dict[str, str]]:
+    """family -> {param: text}; each value is parsed now so a bad one fails before anything runs."""
     values: dict[str, dict[str, str]] = {}
     for dest, value in vars(namespace).items():
         if "\0" not in dest or value is None:
             continue
         family, name, *scope = dest.split("\0")
+        if scope:
+            _check_value(family, name, value)
         current = values.setdefault(family, {})
         if not scope or name not in current:  # --param beats --Family-param
             current[name] = value
     return values
+
+
+def _check_value(family: str, name: str, value: str) -> None:
+    cls = next(c for c in task_register.all_task_classes() if c.get_task_family() == family)
+    param = dict(cls.get_params())[name]
+    try:
+        param.parse(value)
+    except ParameterError as err:
+        raise ParameterError(f"--{family}-{name.replace('_', '-')}: {err}") from None
 
 
 def run(argv: Sequence[str] | None = None) -> RunResult:
@@ -172,13 +224,15 @@ def run(argv: Sequence[str] | None = None) -> RunResult:
         import_module(options.module)
     if name is None:
         raise UsageError(_no_task_message(options))
-    cls = find_task_class(name)
+    cls = find_task_class(name, options.module)
     if issubclass(cls, Config):
         raise UsageError(f"{name} is a Config class, not a task to run")
     parser = _task_parser(cls, options.help_all)
     namespace, unknown = parser.parse_known_args(rest)
     if namespace.help or namespace.help_all:
-        parser.usage = f"pipes [--module MODULE] {cls.get_task_family()} [--param value ...] [options]"
+        parser.usage = (
+            f"pipes [--module MODULE] {cls.get_task_family()} [--param value ...] [options]"
+        )
         parser.print_help()
         raise SystemExit(0)
     if unknown:
@@ -186,7 +240,9 @@ def run(argv: Sequence[str] | None = None) -> RunResult:
     configure_logging(namespace.log_level)
     with overrides.cmdline_values(_collect_values(namespace)):
         root = cls()
-        result = execute([root], namespace.workers, namespace.local_scheduler, namespace.scheduler_url)
+        result = execute(
+            [root], namespace.workers, namespace.local_scheduler, namespace.scheduler_url
+        )
     result.detailed_summary = namespace.detailed_summary
     return result
 
@@ -194,8 +250,11 @@ def run(argv: Sequence[str] | None = None) -> RunResult:
 def _no_task_message(options: argparse.Namespace) -> str:
     if options.help or options.help_all:
         _global_parser(add_help=True).print_help()
-        names = [n for n in task_register.task_names()
-                 if not issubclass(task_register.get_task_cls(n), Config)]
+        names = [
+            n
+            for n in task_register.task_names()
+            if not issubclass(task_register.get_task_cls(n), Config)
+        ]
         if names:
             print("\ntasks:\n  " + "\n  ".join(names))
         raise SystemExit(0)
@@ -204,11 +263,15 @@ def _no_task_message(options: argparse.Namespace) -> str:
 
 def configure_logging(level: str | None) -> None:
     """Log to stderr at the level from --log-level, [core] log_level, or INFO."""
-    chosen = (level or get_config().get("core", "log_level") or "INFO").upper()
+    config = get_config()
+    chosen = (level or config.get("core", "log_level") or "INFO").upper()
     if chosen not in LOG_LEVELS:
-        raise UsageError(f"[core] log_level = {chosen!r} is not one of {', '.join(LOG_LEVELS)}")
+        where = config.where("core", "log_level")
+        raise UsageError(f"{where} = {chosen!r} is not one of {', '.join(LOG_LEVELS)}")
     logging.basicConfig(
-        level=chosen, stream=sys.stderr, force=True,
+        level=chosen,
+        stream=sys.stderr,
+        force=True,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
 
