@@ -339,22 +339,22 @@ def _resolve_one(family: str, name: str, param: Parameter, given: dict[str, Any]
         text = overrides.lookup(family, name)
         if text is not None:
             return param.parse(text)
-        text = _config_value(family, name, param)
-        if text is not None:
-            return param.parse(text)
     except ParameterError as err:
         raise ParameterError(f"{where}: {err}") from None
+    config = get_config()
+    section, option = family, name
+    if config.get(section, option) is None and param.config_path:
+        section, option = param.config_path["section"], param.config_path["name"]
+    text = config.get(section, option)
+    if text is not None:
+        try:
+            return param.parse(text)
+        except ParameterError as err:
+            raise ParameterError(f"{where}: {err}, set in {config.where(section, option)}") from None
     if param.has_default:
         return param.default
-    raise ParameterError(f"missing {where}")
-
-
-def _config_value(family: str, name: str, param: Parameter) -> str | None:
-    config = get_config()
-    text = config.get(family, name)
-    if text is None and param.config_path:
-        text = config.get(param.config_path["section"], param.config_path["name"])
-    return text
+    flag = name.replace("_", "-")
+    raise ParameterError(f"missing {where} (give --{flag} or set [{family}] {name})")
 
 
 def iter_tasks(struct: Any) -> Iterator[Task]:

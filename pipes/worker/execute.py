@@ -51,7 +51,7 @@ class Execution:
             else:
                 send = getpaths(self._waiting_on)
             return self._drive(send)
-        except Exception as err:
+        except (Exception, SystemExit) as err:  # sys.exit() in run() fails the task, not the run
             return self._failed(err)
 
     def _drive(self, send: Any) -> Outcome:
@@ -82,7 +82,7 @@ class Execution:
         fire_event(task, Event.PROCESSING_TIME, seconds)
         return Outcome(task, "DONE", error=message, seconds=seconds)
 
-    def _failed(self, err: Exception) -> Outcome:
+    def _failed(self, err: BaseException) -> Outcome:
         task = self.task
         logger.error("%s failed", task, exc_info=err)
         text = "".join(traceback.format_exception(err))

@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipes.event import Event
+from pipes.exceptions import PipesError
 from pipes.scheduler.model import Status
-from pipes.task import Task, is_external
+from pipes.task import Task, flatten, is_external
 
 logger = logging.getLogger("pipes.worker")
 
@@ -93,13 +94,15 @@ def _visit(task: Task, result: WalkResult) -> list[Task]:
             fire_event(task, Event.DEPENDENCY_PRESENT)
             return []
         if is_external(task):
+            missing = [str(t) for t in flatten(task.output()) if not t.exists()]
+            logger.warning("missing external data for %s: %s", task, ", ".join(missing))
             result.missing_external.add(task.task_id)
             result.specs.append(task_spec(task, Status.PENDING, []))
             fire_event(task, Event.DEPENDENCY_MISSING)
             return []
         deps = _checked_deps(task)
     except Exception as err:
-        logger.error("cannot schedule %s: %s", task, err, exc_info=True)
+        logger.error("cannot schedule %s: %s", task, err, exc_info=not isinstance(err, PipesError))
         result.broken[task.task_id] = traceback.format_exc()
         spec = task_spec(task, Status.UNKNOWN, [])
         spec["error"] = result.broken[task.task_id]
