@@ -15,14 +15,13 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 LUIGI_PYTHON = HERE / ".luigi-venv" / "bin" / "python"
 
 # The same workload, written once for either framework: `fw` is the pipes or luigi module.
-WORKLOAD = '''
+WORKLOAD = """
 import sys, time, json
 
 def define(fw, root_dir, shape, n):
@@ -57,10 +56,10 @@ def main(fw_name, root_dir, shape, n, workers):
     ok = fw.build([Root()], workers=workers, local_scheduler=True)
     elapsed = time.perf_counter() - start
     print(json.dumps({"seconds": elapsed, "ok": bool(ok)}))
-'''
+"""
 
 
-FLOOR = '''
+FLOOR = """
 import os, sys, time
 root, n = sys.argv[1], int(sys.argv[2])
 start = time.perf_counter()
@@ -70,14 +69,15 @@ for i in range(n):
         out.write("x")
     os.replace(tmp, f"{root}/{i}.txt")
 print(time.perf_counter() - start)
-'''
+"""
 
 
 def filesystem_floor(python: str, n: int, base: str | None) -> float:
     """Seconds a bare loop takes to write n tiny files atomically: the disk's share of the time."""
     with tempfile.TemporaryDirectory(prefix="pipes-bench-", dir=base) as tmp:
-        done = subprocess.run([python, "-c", FLOOR, tmp, str(n)], capture_output=True, text=True,
-                              check=True)
+        done = subprocess.run(
+            [python, "-c", FLOOR, tmp, str(n)], capture_output=True, text=True, check=True
+        )
         return float(done.stdout)
 
 
@@ -89,7 +89,10 @@ def run_workload(
         code = WORKLOAD + f"\nmain({framework!r}, {tmp!r}, {shape!r}, {n}, {workers})\n"
         sys.setrecursionlimit(10_000)
         done = subprocess.run(
-            [python, "-c", code], capture_output=True, text=True, check=False,
+            [python, "-c", code],
+            capture_output=True,
+            text=True,
+            check=False,
             env={**os.environ, "PYTHONPATH": str(HERE.parent)},
         )
         if done.returncode != 0:
@@ -106,16 +109,20 @@ def main() -> None:
     parser.add_argument("--shape", choices=["wide", "chain", "tree"], default="wide")
     parser.add_argument("--n", type=int, default=5000)
     parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--luigi", action="store_true", help="also run luigi (needs make bench-luigi)")
+    parser.add_argument(
+        "--luigi", action="store_true", help="also run luigi (needs make bench-luigi)"
+    )
     parser.add_argument("--dir", help="where outputs go (default: the system temp dir)")
     args = parser.parse_args()
     floor = filesystem_floor(sys.executable, args.n, args.dir)
     print(f"disk   {args.n} bare atomic writes: {floor:.3f} s ({floor / args.n * 1e6:.1f} us/file)")
     pipes_result = run_workload(sys.executable, "pipes", args.shape, args.n, args.workers, args.dir)
     seconds = pipes_result["seconds"]
-    print(f"pipes  shape={args.shape} n={args.n} workers={args.workers}: "
-          f"{seconds:.3f} s wall, {seconds / args.n * 1e6:.1f} us/task, "
-          f"{max(seconds - floor, 0) / args.n * 1e6:.1f} us/task above the disk floor")
+    print(
+        f"pipes  shape={args.shape} n={args.n} workers={args.workers}: "
+        f"{seconds:.3f} s wall, {seconds / args.n * 1e6:.1f} us/task, "
+        f"{max(seconds - floor, 0) / args.n * 1e6:.1f} us/task above the disk floor"
+    )
     if args.luigi:
         if not LUIGI_PYTHON.exists():
             raise SystemExit("luigi venv missing: run `make bench-luigi` first")
@@ -123,8 +130,10 @@ def main() -> None:
             str(LUIGI_PYTHON), "luigi", args.shape, args.n, args.workers, args.dir
         )
         lsec = luigi_result["seconds"]
-        print(f"luigi  shape={args.shape} n={args.n} workers={args.workers}: "
-              f"{lsec:.3f} s wall, {lsec / args.n * 1e6:.1f} us/task")
+        print(
+            f"luigi  shape={args.shape} n={args.n} workers={args.workers}: "
+            f"{lsec:.3f} s wall, {lsec / args.n * 1e6:.1f} us/task"
+        )
         print(f"ratio  luigi/pipes = {lsec / seconds:.1f}x")
 
 

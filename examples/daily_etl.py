@@ -1,7 +1,7 @@
 """A small daily ETL: extract raw events, clean them, and aggregate a report per day.
 
-    pipes --module examples.daily_etl DailyReport --date 2024-01-05 --local-scheduler
-    pipes --module examples.daily_etl Backfill --days 2024-01-01-2024-01-08 --local-scheduler
+pipes --module examples.daily_etl DailyReport --date 2024-01-05 --local-scheduler
+pipes --module examples.daily_etl Backfill --days 2024-01-01-2024-01-08 --local-scheduler
 """
 
 import csv
@@ -67,7 +67,7 @@ class DailyReport(pipes.Task):
     def run(self):
         totals = {}
         with self.input().open("r") as rows:
-            for user, action, amount in csv.reader(rows):
+            for _user, action, amount in csv.reader(rows):
                 totals[action] = totals.get(action, 0) + int(amount)
         with self.output().open("w") as out:
             json.dump({"date": str(self.date), "totals": totals}, out, sort_keys=True)

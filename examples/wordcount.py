@@ -1,6 +1,6 @@
 """Word count over generated input files.
 
-    pipes --module examples.wordcount WordCount --files 5 --local-scheduler
+pipes --module examples.wordcount WordCount --files 5 --local-scheduler
 """
 
 import random

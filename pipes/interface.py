@@ -46,10 +46,14 @@ def execute(
     worker.run()
     ran = {task_id: outcome.status for task_id, outcome in worker.ran.items()}
     result = RunResult(roots, classify(worker.graph, ran), dict(worker.graph.tasks))
-    result.errors = {**worker.graph.broken, **{
-        task_id: outcome.error or "" for task_id, outcome in worker.ran.items()
-        if outcome.status == "FAILED"
-    }}
+    result.errors = {
+        **worker.graph.broken,
+        **{
+            task_id: outcome.error or ""
+            for task_id, outcome in worker.ran.items()
+            if outcome.status == "FAILED"
+        },
+    }
     return result
 
 

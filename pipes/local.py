@@ -221,8 +221,11 @@ class _LocalSink(AtomicSink):
 
     def open(self) -> IO[bytes]:
         with _os_errors(f"write {self.path}"):
-            _make_parent(self.path)
-            self._file = open(self.tmp_path, "xb")  # closed by the stream chain
+            try:
+                self._file = open(self.tmp_path, "xb")  # closed by the stream chain
+            except FileNotFoundError:  # the parent directory is new: make it only then
+                _make_parent(self.path)
+                self._file = open(self.tmp_path, "xb")
         return self._file
 
     def publish(self) -> None:

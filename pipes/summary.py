@@ -39,7 +39,7 @@ _MISSING_KINDS = {Outcome.MISSING_EXTERNAL, Outcome.UPSTREAM_MISSING}
 
 @dataclass
 class RunResult:
-    """The result of pipes.build / pipes.run: truthy exactly when every requested task is complete."""
+    """Result of pipes.build / pipes.run: truthy exactly when every requested task is complete."""
 
     roots: list[Task]
     outcomes: dict[str, Outcome]
@@ -85,7 +85,8 @@ class RunResult:
     def status(self) -> str:
         """A one-word verdict: SUCCESS, FAILED, MISSING_EXTERNAL, SCHEDULING_FAILED or NOT_RUN."""
         return {
-            ExitCode.OK: "SUCCESS", ExitCode.TASK_FAILED: "FAILED",
+            ExitCode.OK: "SUCCESS",
+            ExitCode.TASK_FAILED: "FAILED",
             ExitCode.SCHEDULING_ERROR: "SCHEDULING_FAILED",
             ExitCode.MISSING_EXTERNAL: "MISSING_EXTERNAL",
         }.get(self.exit_code, "NOT_RUN")

@@ -30,7 +30,11 @@ class SchedulerAPI(Protocol):
         """Set a running task's status_message, progress_percentage or tracking_url."""
 
     def task_list(
-        self, status: str | None = None, family: str | None = None, search: str | None = None,
-        limit: int = 100, offset: int = 0,
+        self,
+        status: str | None = None,
+        family: str | None = None,
+        search: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
     ) -> dict[str, Any]:
         """Tasks matching the filters: {'total': n, 'tasks': [...]}."""

@@ -43,7 +43,9 @@ class StatusChange:
 class Scheduler:
     """De-duplicating task scheduler; get_work costs O(log n) via per-worker ready queues."""
 
-    def __init__(self, policy: Policy | None = None, resources: dict[str, int] | None = None):
+    def __init__(
+        self, policy: Policy | None = None, resources: dict[str, int] | None = None
+    ) -> None:
         self.policy = policy or Policy()
         self.resources: dict[str, int] = dict(resources or {})
         self.tasks: dict[str, TaskRecord] = {}
@@ -157,7 +159,7 @@ class Scheduler:
         if self._is_ready(task):
             self._ready.push(task)
 
-    def _set_status(self, task: TaskRecord, status: Status, worker: str | None, now: float):
+    def _set_status(self, task: TaskRecord, status: Status, worker: str | None, now: float) -> None:
         if task.status in (Status.RUNNING, Status.BATCH_RUNNING) and status != task.status:
             self._release(task)
         task.status = status
@@ -180,7 +182,7 @@ class Scheduler:
         for dependent_id in task.dependents:
             self.tasks[dependent_id].unfinished += 1
 
-    def _set_failed(self, task: TaskRecord, worker: str, error: str | None, now: float):
+    def _set_failed(self, task: TaskRecord, worker: str, error: str | None, now: float) -> None:
         task.error = error
         window = _pick(task.disable_window, self.policy.disable_window)
         task.failures = [t for t in task.failures if t > now - window] + [now]
@@ -272,17 +274,23 @@ class Scheduler:
         task.updated = now
 
     def task_list(
-        self, status: str | None = None, family: str | None = None, search: str | None = None,
-        limit: int = 100, offset: int = 0,
+        self,
+        status: str | None = None,
+        family: str | None = None,
+        search: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
     ) -> dict[str, Any]:
-        """Known tasks filtered by status, family and id substring, paginated: {'total', 'tasks'}."""
+        """Known tasks filtered by status, family and id substring, {'total', 'tasks'}."""
         matches = [
-            t for t in self.tasks.values()
-            if t.known and (status is None or t.status == status)
+            t
+            for t in self.tasks.values()
+            if t.known
+            and (status is None or t.status == status)
             and (family is None or t.family == family)
             and (search is None or search in t.task_id)
         ]
-        page = matches[offset:offset + limit]
+        page = matches[offset : offset + limit]
         return {"total": len(matches), "tasks": [t.summary() for t in page]}
 
 

@@ -13,7 +13,9 @@ from pipes.scheduler.model import Policy, TaskSpec
 class LocalScheduler:
     """SchedulerAPI over an in-process Scheduler; the default when no scheduler URL is set."""
 
-    def __init__(self, policy: Policy | None = None, resources: dict[str, int] | None = None):
+    def __init__(
+        self, policy: Policy | None = None, resources: dict[str, int] | None = None
+    ) -> None:
         self.core = Scheduler(policy, resources)
         self.lock = threading.Lock()  # task threads report progress while the loop runs
 
@@ -60,8 +62,12 @@ class LocalScheduler:
             self.core.set_task_field(task_id, name, value, time.time())
 
     def task_list(
-        self, status: str | None = None, family: str | None = None, search: str | None = None,
-        limit: int = 100, offset: int = 0,
+        self,
+        status: str | None = None,
+        family: str | None = None,
+        search: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
     ) -> dict[str, Any]:
         """Tasks matching the filters."""
         with self.lock:

@@ -52,8 +52,20 @@ def _str_map(data: dict[str, Any], name: str, value_kind: type) -> dict[str, Any
 
 
 TASK_FIELDS = {
-    "task_id", "family", "module", "params", "deps", "status", "runnable", "priority",
-    "resources", "retry_count", "retry_delay", "disable_window", "error", "new_deps",
+    "task_id",
+    "family",
+    "module",
+    "params",
+    "deps",
+    "status",
+    "runnable",
+    "priority",
+    "resources",
+    "retry_count",
+    "retry_delay",
+    "disable_window",
+    "error",
+    "new_deps",
 }
 
 

@@ -31,7 +31,7 @@ class ReadyQueue:
             heapq.heappush(self._heaps.setdefault(worker, []), entry)
 
     def pop(self, worker: str, usable: Callable[[TaskRecord], bool]) -> TaskRecord | None:
-        """The best ready task for `worker` that `usable` accepts; skipped usable-later ones stay."""
+        """The best ready task for `worker` that `usable` accepts; entries it skips stay queued."""
         heap = self._heaps.get(worker)
         if not heap:
             return None

@@ -36,7 +36,7 @@ class WorkerOptions:
 class Worker:
     """Runs the tasks it scheduled, talking to the scheduler only through SchedulerAPI."""
 
-    def __init__(self, scheduler: SchedulerAPI, options: WorkerOptions | None = None):
+    def __init__(self, scheduler: SchedulerAPI, options: WorkerOptions | None = None) -> None:
         self.scheduler = scheduler
         self.options = options or WorkerOptions()
         self.worker_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
@@ -47,7 +47,9 @@ class Worker:
     def info(self) -> dict[str, Any]:
         """What this worker tells the scheduler about itself."""
         return {
-            "host": socket.gethostname(), "pid": os.getpid(), "user": getpass.getuser(),
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "user": getpass.getuser(),
             "workers": self.options.workers,
         }
 
@@ -61,7 +63,7 @@ class Worker:
 
     def _send(self, specs: list[dict[str, Any]]) -> None:
         for start in range(0, len(specs), ADD_BATCH):
-            self.scheduler.add_tasks(self.worker_id, specs[start:start + ADD_BATCH])
+            self.scheduler.add_tasks(self.worker_id, specs[start : start + ADD_BATCH])
 
     def run(self) -> None:
         """Take work until there is none this worker can do."""
