@@ -3,6 +3,7 @@
 import pytest
 
 from pipes.exceptions import BadRequest
+from pipes.scheduler import views
 from pipes.scheduler.core import Scheduler
 from pipes.scheduler.model import Policy, Status, TaskSpec
 
@@ -161,7 +162,7 @@ def test_set_task_field_shows_in_task_list():
     sched = Scheduler()
     sched.add_tasks("w", [spec("a"), spec("b")], 0)
     sched.set_task_field("a", "status_message", "half way", 1.0)
-    listed = sched.task_list(search="a")
+    listed = views.task_list(sched, views.TaskQuery(search="a"))
     assert listed["total"] == 1 and listed["tasks"][0]["status_message"] == "half way"
     with pytest.raises(BadRequest, match="cannot set task field 'priority'"):
         sched.set_task_field("a", "priority", 3, 1.0)
@@ -172,10 +173,10 @@ def test_set_task_field_shows_in_task_list():
 def test_task_list_filters_and_paginates():
     sched = Scheduler()
     sched.add_tasks("w", [spec(f"t{i}") for i in range(10)] + [spec("d", status="DONE")], 0)
-    page = sched.task_list(status="PENDING", limit=3, offset=3)
+    page = views.task_list(sched, views.TaskQuery(status="PENDING", limit=3, offset=3))
     assert page["total"] == 10
     assert [t["task_id"] for t in page["tasks"]] == ["t3", "t4", "t5"]
-    assert sched.task_list(status="DONE")["total"] == 1
+    assert views.task_list(sched, views.TaskQuery(status="DONE"))["total"] == 1
 
 
 @pytest.mark.parametrize(

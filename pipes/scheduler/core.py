@@ -37,7 +37,21 @@ class StatusChange:
     task_id: str
     status: Status
     worker: str | None
+    host: str | None
     time: float
+
+
+@dataclass(slots=True)
+class Changes:
+    """What changed since the last take_changes(): what the store must commit."""
+
+    tasks: list[TaskRecord] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    events: list[StatusChange] = field(default_factory=list)
+    settings: dict[str, Any] = field(default_factory=dict)  # "resources", "paused"
+
+    def __bool__(self) -> bool:
+        return bool(self.tasks or self.removed or self.events or self.settings)
 
 
 class Scheduler:
@@ -54,11 +68,25 @@ class Scheduler:
         self._ready = ReadyQueue()
         self._retry_heap: list[tuple[float, str]] = []
         self._events: list[StatusChange] = []
+        self._dirty: dict[str, TaskRecord] = {}
+        self._removed: list[str] = []
+        self._settings: dict[str, Any] = {}
+        self._orphans: dict[str, float] = {}  # task id -> when it lost its last stakeholder
+        self.paused = False
+        self.counts: dict[Status, int] = dict.fromkeys(Status, 0)
 
     def take_events(self) -> list[StatusChange]:
-        """The events since the last call, for the store to commit."""
-        events, self._events = self._events, []
-        return events
+        """Only the status events of take_changes (for callers without a store)."""
+        return self.take_changes().events
+
+    def take_changes(self) -> Changes:
+        """Everything changed since the last call, for the store to commit before replying."""
+        changes = Changes(list(self._dirty.values()), self._removed, self._events, self._settings)
+        self._dirty, self._removed, self._events, self._settings = {}, [], [], {}
+        return changes
+
+    def _touch(self, task: TaskRecord) -> None:
+        self._dirty[task.task_id] = task
 
     # ----- workers -------------------------------------------------------------------------
 
@@ -93,6 +121,8 @@ class Scheduler:
         task = self._record(spec.task_id)
         if not task.known:
             self._describe(task, spec)
+        self._touch(task)
+        self._orphans.pop(task.task_id, None)
         task.stakeholders.add(worker.worker_id)
         worker.tasks.add(task.task_id)
         if spec.runnable and spec.status != Status.DONE:
@@ -106,6 +136,7 @@ class Scheduler:
 
     def _describe(self, task: TaskRecord, spec: TaskSpec) -> None:
         task.known = True
+        self.counts[task.status] += 1
         task.family, task.module, task.params = spec.family, spec.module, spec.params
         task.resources = spec.resources
         task.retry_count, task.retry_delay = spec.retry_count, spec.retry_delay
@@ -135,6 +166,8 @@ class Scheduler:
             if wanted <= current.priority and current.known:
                 continue
             current.priority = max(current.priority, wanted)
+            if current.known:
+                self._touch(current)
             if self._is_ready(current):
                 self._ready.push(current)
             stack.extend((self._record(d), current.priority) for d in current.deps)
@@ -162,9 +195,15 @@ class Scheduler:
     def _set_status(self, task: TaskRecord, status: Status, worker: str | None, now: float) -> None:
         if task.status in (Status.RUNNING, Status.BATCH_RUNNING) and status != task.status:
             self._release(task)
+        if task.known:
+            self.counts[task.status] -= 1
+            self.counts[status] += 1
         task.status = status
         task.updated = now
-        self._events.append(StatusChange(task.task_id, status, worker, now))
+        self._touch(task)
+        running_on = self.workers.get(worker or "")
+        host = running_on.info.get("host") if running_on else None
+        self._events.append(StatusChange(task.task_id, status, worker, host, now))
 
     def _set_done(self, task: TaskRecord, worker: str, now: float) -> None:
         if task.status == Status.DONE:
@@ -203,6 +242,8 @@ class Scheduler:
         """The best ready task this worker may run, now RUNNING on it; None when there is none."""
         record = self._worker(worker, now)
         self.tick(now)
+        if self.paused:
+            return None
         queue = "" if record.assistant else worker
         task = self._ready.pop(queue, self._resources_free)
         if task is None:
@@ -272,26 +313,129 @@ class Scheduler:
         task = self.task(task_id)
         setattr(task, name, value)
         task.updated = now
+        self._touch(task)
 
-    def task_list(
-        self,
-        status: str | None = None,
-        family: str | None = None,
-        search: str | None = None,
-        limit: int = 100,
-        offset: int = 0,
-    ) -> dict[str, Any]:
-        """Known tasks filtered by status, family and id substring, {'total', 'tasks'}."""
-        matches = [
-            t
-            for t in self.tasks.values()
-            if t.known
-            and (status is None or t.status == status)
-            and (family is None or t.family == family)
-            and (search is None or search in t.task_id)
-        ]
-        page = matches[offset : offset + limit]
-        return {"total": len(matches), "tasks": [t.summary() for t in page]}
+    # ----- operator actions -----------------------------------------------------------------
+
+    def forgive_failures(self, task_id: str, now: float) -> None:
+        """Clear a FAILED or DISABLED task's failures and make it runnable now."""
+        task = self.task(task_id)
+        if task.status not in (Status.FAILED, Status.DISABLED):
+            raise BadRequest(f"task {task_id} is {task.status}, not FAILED or DISABLED")
+        self._make_pending(task, now)
+
+    def re_enable_task(self, task_id: str, now: float) -> None:
+        """Lift the disable on a DISABLED task, forgetting its failures."""
+        task = self.task(task_id)
+        if task.status != Status.DISABLED:
+            raise BadRequest(f"task {task_id} is {task.status}, not DISABLED")
+        self._make_pending(task, now)
+
+    def _make_pending(self, task: TaskRecord, now: float) -> None:
+        task.failures, task.retry_at = [], None
+        self._set_status(task, Status.PENDING, None, now)
+        if self._is_ready(task):
+            self._ready.push(task)
+
+    def mark_as_done(self, task_id: str, now: float) -> None:
+        """Declare a task DONE by hand, releasing its dependents."""
+        task = self.task(task_id)
+        if task.status in (Status.RUNNING, Status.BATCH_RUNNING):
+            raise BadRequest(f"task {task_id} is running on {task.worker_running}")
+        self._set_done(task, "", now)
+
+    def update_resource(self, name: str, amount: int | None) -> None:
+        """Set (or with None, remove) a global resource's capacity."""
+        if amount is not None and amount < 0:
+            raise BadRequest(f"resource {name} amount must be >= 0, got {amount}")
+        if amount is None:
+            self.resources.pop(name, None)
+        else:
+            self.resources[name] = amount
+        self._settings["resources"] = dict(self.resources)
+
+    def set_paused(self, paused: bool) -> None:
+        """While paused, get_work hands out nothing; running tasks carry on."""
+        self.paused = paused
+        self._settings["paused"] = paused
+
+    def resources_used(self) -> dict[str, int]:
+        """How much of each resource running tasks hold."""
+        return {name: used for name, used in self._used.items() if used}
+
+    # ----- liveness and pruning -------------------------------------------------------------
+
+    def prune(self, now: float) -> None:
+        """Drop workers silent for worker_disconnect_delay (failing their running tasks), then
+        remove tasks that have had no stakeholder for remove_delay."""
+        limit = now - self.policy.worker_disconnect_delay
+        for worker in [w for w in self.workers.values() if w.last_seen < limit]:
+            self._drop_worker(worker, now)
+        cutoff = now - self.policy.remove_delay
+        expired = [t for t, since in self._orphans.items() if since < cutoff]
+        for task_id in expired:
+            self._remove_task(task_id)
+        self.tick(now)
+
+    def _drop_worker(self, worker: WorkerRecord, now: float) -> None:
+        del self.workers[worker.worker_id]
+        self._ready.forget_worker(worker.worker_id)
+        for task_id in worker.running:
+            task = self.tasks[task_id]
+            message = f"worker {worker.worker_id} stopped pinging while running this task"
+            self._set_failed(task, worker.worker_id, message, now)
+        for task_id in worker.tasks:
+            task = self.tasks.get(task_id)
+            if task is None:
+                continue
+            task.stakeholders.discard(worker.worker_id)
+            task.workers.discard(worker.worker_id)
+            self._touch(task)
+            if not task.stakeholders:
+                self._orphans[task_id] = now
+
+    def _remove_task(self, task_id: str) -> None:
+        self._orphans.pop(task_id, None)
+        task = self.tasks.get(task_id)
+        if task is None or task.stakeholders or task.status == Status.RUNNING:
+            return
+        if any(d in self.tasks for d in task.dependents):
+            return  # still needed by a task that is kept
+        del self.tasks[task_id]
+        self.counts[task.status] -= 1
+        self._dirty.pop(task_id, None)
+        self._removed.append(task_id)
+        for dep_id in task.deps:
+            dep = self.tasks.get(dep_id)
+            if dep is not None:
+                dep.dependents.remove(task_id)
+
+    # ----- recovery -------------------------------------------------------------------------
+
+    def restore(self, records: list[TaskRecord], settings: dict[str, Any], now: float) -> None:
+        """Rebuild derived state (dependents, counts, queues) from stored records."""
+        self.resources = dict(settings.get("resources", self.resources))
+        self.paused = bool(settings.get("paused", False))
+        for record in records:
+            self.tasks[record.task_id] = record
+        for record in records:
+            deps, record.deps = record.deps, ()
+            self._link(record, list(deps))
+            self.counts[record.status] += 1
+            for worker_id in record.stakeholders:
+                self._worker(worker_id, now).tasks.add(record.task_id)
+            if record.worker_running and record.status == Status.RUNNING:
+                self._worker(record.worker_running, now).running.add(record.task_id)
+                for name, amount in record.resources.items():
+                    self._used[name] = self._used.get(name, 0) + amount
+            if record.retry_at is not None:
+                heapq.heappush(self._retry_heap, (record.retry_at, record.task_id))
+            if not record.stakeholders:
+                self._orphans[record.task_id] = now
+        for record in records:
+            if self._is_ready(record):
+                self._ready.push(record)
+        self.take_changes()  # restoring is not a change to journal
 
 
 def _pick(own: float | int | None, default: float | int) -> Any:

@@ -1,4 +1,4 @@
-"""The embedded scheduler: the real Scheduler core, in-process, with state kept in memory."""
+"""The embedded scheduler: the real Scheduler core and Service, in-process, state in memory."""
 
 from __future__ import annotations
 
@@ -7,68 +7,66 @@ import time
 from typing import Any
 
 from pipes.scheduler.core import Scheduler
-from pipes.scheduler.model import Policy, TaskSpec
+from pipes.scheduler.model import Policy
+from pipes.scheduler.service import Service
+from pipes.scheduler.store import MemoryStore
 
 
 class LocalScheduler:
-    """SchedulerAPI over an in-process Scheduler; the default when no scheduler URL is set."""
+    """SchedulerAPI over an in-process Service; the default when no scheduler URL is set."""
 
     def __init__(
         self, policy: Policy | None = None, resources: dict[str, int] | None = None
     ) -> None:
-        self.core = Scheduler(policy, resources)
-        self.lock = threading.Lock()  # task threads report progress while the loop runs
+        self.service = Service(Scheduler(policy, resources), MemoryStore(), time.time)
+        self._lock = threading.Lock()  # task threads report progress while the loop runs
 
-    def _commit(self) -> None:
-        self.core.take_events()  # in memory: nothing to journal
+    def call(self, method: str, **body: Any) -> dict[str, Any]:
+        """Run one RPC method in-process, exactly as pipesd would."""
+        with self._lock:
+            return self.service.call(method, body)
 
     def add_worker(self, worker: str, info: dict[str, Any]) -> None:
         """Register a worker."""
-        with self.lock:
-            self.core.add_worker(worker, info, time.time())
-            self._commit()
+        self.call("add_worker", worker=worker, info=info)
 
     def add_tasks(self, worker: str, tasks: list[dict[str, Any]]) -> None:
         """Validate every task first, then add them all."""
-        specs = [TaskSpec.from_dict(task) for task in tasks]
-        with self.lock:
-            self.core.add_tasks(worker, specs, time.time())
-            self._commit()
+        self.call("add_tasks", worker=worker, tasks=tasks)
 
     def add_task(self, worker: str, task: dict[str, Any]) -> None:
         """Add or update one task."""
-        self.add_tasks(worker, [task])
+        self.call("add_task", worker=worker, task=task)
 
     def get_work(self, worker: str) -> dict[str, Any] | None:
         """The next task for this worker, or None."""
-        with self.lock:
-            work = self.core.get_work(worker, time.time())
-            self._commit()
-            return work
+        return self.call("get_work", worker=worker)["task"]
 
     def outlook(self, worker: str) -> dict[str, int]:
         """Counts of this worker's tasks by state."""
-        with self.lock:
-            return self.core.outlook(worker, time.time())
+        return self.call("outlook", worker=worker)
 
     def ping(self, worker: str) -> None:
         """Keep-alive."""
-        with self.lock:
-            self.core.ping(worker, time.time())
+        self.call("ping", worker=worker)
 
     def set_task_field(self, task_id: str, name: str, value: Any) -> None:
         """Set a task's status message, progress or tracking URL."""
-        with self.lock:
-            self.core.set_task_field(task_id, name, value, time.time())
+        method, key = _FIELD_METHODS[name]
+        self.call(method, task_id=task_id, **{key: value})
 
-    def task_list(
-        self,
-        status: str | None = None,
-        family: str | None = None,
-        search: str | None = None,
-        limit: int = 100,
-        offset: int = 0,
+    def task_list(  # noqa: PLR0913 -- the documented task_list signature
+        self, status: str | None = None, family: str | None = None, search: str | None = None,
+        limit: int = 100, offset: int = 0,
     ) -> dict[str, Any]:
         """Tasks matching the filters."""
-        with self.lock:
-            return self.core.task_list(status, family, search, limit, offset)
+        return self.call(
+            "task_list", status=status, family=family, search=search, limit=limit, offset=offset
+        )
+
+
+_FIELD_METHODS = {
+    "status_message": ("set_status_message", "message"),
+    "progress_percentage": ("set_progress_percentage", "progress"),
+    "tracking_url": ("set_tracking_url", "url"),
+}

@@ -1,0 +1,181 @@
+"""The RPC surface: an explicit method table over the core, validating before it mutates.
+
+Service.call(method, body) is what both the HTTP server and the in-process scheduler use:
+it checks the body, runs the transition with `now` from the injected clock, commits the
+changes to the store, and only then returns the JSON-shaped reply.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from pipes.exceptions import BadRequest
+from pipes.scheduler import views
+from pipes.scheduler.core import Changes, Scheduler
+from pipes.scheduler.model import TaskSpec
+
+API_VERSION = 1
+MAX_BATCH = 100_000
+_NUMBER = (int, float)
+
+
+class Store(Protocol):
+    """Where the service commits changes."""
+
+    def commit(self, changes: Changes) -> None:
+        """Persist one batch of changes."""
+
+    def history(self, task_id: str) -> list[dict[str, Any]]:
+        """Status changes of one task, oldest first."""
+
+
+@dataclass(frozen=True)
+class Field:
+    """One body field of an RPC method."""
+
+    kind: type | tuple[type, ...]
+    required: bool = True
+    nullable: bool = False
+
+
+@dataclass(frozen=True)
+class Method:
+    """An RPC method: its handler and the body fields it takes."""
+
+    handler: Callable[..., Any]
+    fields: dict[str, Field]
+
+
+WORKER = {"worker": Field(str)}
+TASK_ID = {"task_id": Field(str)}
+OPTIONAL_STR = Field(str, required=False, nullable=True)
+
+
+class Service:
+    """Validated, committed access to one Scheduler."""
+
+    def __init__(self, core: Scheduler, store: Store, clock: Callable[[], float]) -> None:
+        self.core = core
+        self.store = store
+        self.clock = clock
+        self.methods = self._method_table()
+
+    def _method_table(self) -> dict[str, Method]:
+        core = self.core
+        return {
+            "add_worker": Method(self._add_worker, {**WORKER, "info": Field(dict)}),
+            "add_tasks": Method(self._add_tasks, {**WORKER, "tasks": Field(list)}),
+            "add_task": Method(self._add_task, {**WORKER, "task": Field(dict)}),
+            "get_work": Method(self._get_work, WORKER),
+            "outlook": Method(lambda worker: core.outlook(worker, self.clock()), WORKER),
+            "ping": Method(self._ping, WORKER),
+            "set_status_message": Method(
+                self._field_setter("status_message"), {**TASK_ID, "message": Field(str)}
+            ),
+            "set_progress_percentage": Method(
+                self._field_setter("progress_percentage"), {**TASK_ID, "progress": Field(_NUMBER)}
+            ),
+            "set_tracking_url": Method(
+                self._field_setter("tracking_url"), {**TASK_ID, "url": Field(str)}
+            ),
+            "task_list": Method(
+                lambda **query: views.task_list(core, views.TaskQuery(**query)),
+                {
+                    "status": OPTIONAL_STR,
+                    "family": OPTIONAL_STR,
+                    "search": OPTIONAL_STR,
+                    "limit": Field(int, required=False),
+                    "offset": Field(int, required=False),
+                },
+            ),
+            "task_detail": Method(self._task_detail, TASK_ID),
+            "graph": Method(
+                lambda task_id, depth=3: views.graph(core, task_id, depth),
+                {**TASK_ID, "depth": Field(int, required=False)},
+            ),
+            "counts": Method(lambda: views.counts(core), {}),
+            "worker_list": Method(lambda: {"workers": views.worker_list(core)}, {}),
+            "resource_list": Method(lambda: {"resources": views.resource_list(core)}, {}),
+            "update_resource": Method(
+                self._update_resource, {"name": Field(str), "amount": Field(int, nullable=True)}
+            ),
+            "forgive_failures": Method(self._action(core.forgive_failures), TASK_ID),
+            "re_enable_task": Method(self._action(core.re_enable_task), TASK_ID),
+            "mark_as_done": Method(self._action(core.mark_as_done), TASK_ID),
+            "prune": Method(lambda: core.prune(self.clock()), {}),
+            "pause": Method(lambda: core.set_paused(True), {}),
+            "unpause": Method(lambda: core.set_paused(False), {}),
+            "is_paused": Method(lambda: {"paused": core.paused}, {}),
+        }
+
+    def call(self, method: str, body: Any) -> dict[str, Any]:
+        """Run one RPC; BadRequest (nothing changed) for an unknown method or a bad body."""
+        spec = self.methods.get(method)
+        if spec is None:
+            raise BadRequest(f"unknown method {method!r}")
+        args = _validated(method, spec, body)
+        result = spec.handler(**args)
+        self.store.commit(self.core.take_changes())
+        return result if isinstance(result, dict) else {}
+
+    def _add_worker(self, worker: str, info: dict[str, Any]) -> None:
+        self.core.add_worker(worker, info, self.clock())
+
+    def _add_tasks(self, worker: str, tasks: list[Any]) -> dict[str, Any]:
+        if len(tasks) > MAX_BATCH:
+            raise BadRequest(f"add_tasks takes at most {MAX_BATCH} tasks per call")
+        specs = [TaskSpec.from_dict(task) for task in tasks]  # all checked before any change
+        self.core.add_tasks(worker, specs, self.clock())
+        return {"added": len(specs)}
+
+    def _add_task(self, worker: str, task: dict[str, Any]) -> None:
+        self.core.add_tasks(worker, [TaskSpec.from_dict(task)], self.clock())
+
+    def _get_work(self, worker: str) -> dict[str, Any]:
+        return {"task": self.core.get_work(worker, self.clock())}
+
+    def _ping(self, worker: str) -> None:
+        self.core.ping(worker, self.clock())
+
+    def _field_setter(self, name: str) -> Callable[..., None]:
+        def set_field(task_id: str, **value: Any) -> None:
+            (given,) = value.values()
+            self.core.set_task_field(task_id, name, given, self.clock())
+
+        return set_field
+
+    def _action(self, transition: Callable[[str, float], None]) -> Callable[[str], None]:
+        return lambda task_id: transition(task_id, self.clock())
+
+    def _task_detail(self, task_id: str) -> dict[str, Any]:
+        return views.task_detail(self.core, task_id, self.store.history(task_id))
+
+    def _update_resource(self, name: str, amount: int | None) -> None:
+        self.core.update_resource(name, amount)
+
+
+def _validated(method: str, spec: Method, body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise BadRequest(f"{method}: the body must be a JSON object")
+    unknown = set(body) - set(spec.fields)
+    if unknown:
+        raise BadRequest(f"{method}: unknown field {sorted(unknown)[0]!r}")
+    args = {}
+    for name, field in spec.fields.items():
+        if name not in body:
+            if field.required:
+                raise BadRequest(f"{method}: missing field {name!r}")
+            continue
+        value = body[name]
+        if value is None and field.nullable:
+            args[name] = None
+            continue
+        if not isinstance(value, field.kind) or (
+            isinstance(value, bool) and field.kind is not bool
+        ):
+            kind = type(value).__name__
+            raise BadRequest(f"{method}: field {name!r} has the wrong type ({kind})")
+        args[name] = value
+    return args

@@ -1,0 +1,202 @@
+"""Durable scheduler state: a SQLite (WAL) journal of task records, settings and history.
+
+The service commits each RPC's changes here before it replies, so a kill -9 loses nothing
+that was acknowledged. On start, load() gives back the records for Scheduler.restore().
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from typing import Any
+
+from pipes.exceptions import StoreError
+from pipes.scheduler.core import Changes
+from pipes.scheduler.model import Status, TaskRecord
+
+FORMAT_VERSION = 1
+_FIELDS = (
+    "family",
+    "module",
+    "params",
+    "status",
+    "priority",
+    "resources",
+    "retry_count",
+    "retry_delay",
+    "disable_window",
+    "failures",
+    "retry_at",
+    "worker_running",
+    "time_running",
+    "updated",
+    "error",
+    "status_message",
+    "progress_percentage",
+    "tracking_url",
+)
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tasks (task_id TEXT PRIMARY KEY, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS history (
+    task_id TEXT NOT NULL, status TEXT NOT NULL, worker TEXT, host TEXT, time REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS history_task ON history (task_id, time);
+CREATE INDEX IF NOT EXISTS history_time ON history (time);
+"""
+
+
+def record_to_json(task: TaskRecord) -> str:
+    """The persistent fields of a record (derived ones are rebuilt by restore)."""
+    data: dict[str, Any] = {name: getattr(task, name) for name in _FIELDS}
+    data["deps"] = task.deps
+    data["workers"] = sorted(task.workers)
+    data["stakeholders"] = sorted(task.stakeholders)
+    return json.dumps(data, separators=(",", ":"))
+
+
+def record_from_json(task_id: str, text: str) -> TaskRecord:
+    """The inverse of record_to_json."""
+    data = json.loads(text)
+    task = TaskRecord(task_id, known=True)
+    for name in _FIELDS:
+        setattr(task, name, data[name])
+    task.status = Status(data["status"])
+    task.deps = tuple(data["deps"])
+    task.workers = set(data["workers"])
+    task.stakeholders = set(data["stakeholders"])
+    return task
+
+
+class MemoryStore:
+    """Keeps history in memory only: the in-process scheduler's store."""
+
+    def __init__(self) -> None:
+        self._history: dict[str, list[dict[str, Any]]] = {}
+
+    def commit(self, changes: Changes) -> None:
+        """Keep the status history; records live in the core already."""
+        for event in changes.events:
+            self._history.setdefault(event.task_id, []).append(_event_dict(event))
+        for task_id in changes.removed:
+            self._history.pop(task_id, None)
+
+    def history(self, task_id: str) -> list[dict[str, Any]]:
+        """Status changes of one task, oldest first."""
+        return list(self._history.get(task_id, ()))
+
+
+def _event_dict(event: Any) -> dict[str, Any]:
+    return {
+        "status": str(event.status),
+        "worker": event.worker,
+        "host": event.host,
+        "time": event.time,
+    }
+
+
+class SqliteStore:
+    """The daemon's journal. open() creates or checks the file; refuses unknown formats."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._db: sqlite3.Connection | None = None
+
+    def open(self, reset: bool = False) -> None:
+        """Open (creating if needed) the state file; reset=True discards what it held."""
+        if reset:
+            for suffix in ("", "-wal", "-shm"):
+                if os.path.exists(self.path + suffix):
+                    os.remove(self.path + suffix)
+        try:
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")  # durable across process crashes
+            self._check_format()
+        except sqlite3.DatabaseError as err:
+            raise StoreError(
+                f"state file {self.path} is unreadable ({err}); refusing to start "
+                "(move it away, or pass --reset-state to discard it)"
+            ) from err
+
+    def _check_format(self) -> None:
+        db = self._conn
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+        if "meta" not in tables:
+            if tables:
+                raise StoreError(f"state file {self.path} is not a pipesd state file")
+            db.executescript(_SCHEMA)
+            db.execute("INSERT INTO meta VALUES ('format', ?)", (str(FORMAT_VERSION),))
+            return
+        row = db.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
+        version = int(row[0]) if row else -1
+        if version != FORMAT_VERSION:
+            raise StoreError(
+                f"state file {self.path} has format {version}, this pipesd reads format "
+                f"{FORMAT_VERSION}; refusing to start (pass --reset-state to discard it)"
+            )
+
+    @property
+    def _conn(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise StoreError("store is not open")
+        return self._db
+
+    def load(self) -> tuple[list[TaskRecord], dict[str, Any]]:
+        """Every stored task record and the settings (resources, paused)."""
+        try:
+            rows = self._conn.execute("SELECT task_id, data FROM tasks").fetchall()
+            records = [record_from_json(task_id, data) for task_id, data in rows]
+            settings = {
+                key[len("setting:") :]: json.loads(value)
+                for key, value in self._conn.execute("SELECT key, value FROM meta")
+                if key.startswith("setting:")
+            }
+        except (sqlite3.DatabaseError, ValueError, KeyError, TypeError) as err:
+            raise StoreError(f"state file {self.path} is corrupt: {err}") from err
+        return records, settings
+
+    def commit(self, changes: Changes) -> None:
+        """Write one batch of changes in a single transaction."""
+        if not changes:
+            return
+        db = self._conn
+        try:
+            db.execute("BEGIN")
+            db.executemany(
+                "INSERT OR REPLACE INTO tasks VALUES (?, ?)",
+                [(t.task_id, record_to_json(t)) for t in changes.tasks],
+            )
+            db.executemany("DELETE FROM tasks WHERE task_id = ?", [(t,) for t in changes.removed])
+            db.executemany(
+                "INSERT INTO history VALUES (?, ?, ?, ?, ?)",
+                [(e.task_id, str(e.status), e.worker, e.host, e.time) for e in changes.events],
+            )
+            db.executemany(
+                "INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                [(f"setting:{k}", json.dumps(v)) for k, v in changes.settings.items()],
+            )
+            db.execute("COMMIT")
+        except sqlite3.Error as err:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise StoreError(f"cannot write state file {self.path}: {err}") from err
+
+    def history(self, task_id: str) -> list[dict[str, Any]]:
+        """Status changes of one task, oldest first."""
+        rows = self._conn.execute(
+            "SELECT status, worker, host, time FROM history WHERE task_id = ? ORDER BY time",
+            (task_id,),
+        )
+        return [{"status": s, "worker": w, "host": h, "time": t} for s, w, h, t in rows]
+
+    def prune_history(self, before: float) -> None:
+        """Forget history entries older than `before`."""
+        self._conn.execute("DELETE FROM history WHERE time < ?", (before,))
+
+    def close(self) -> None:
+        """Close the database (a checkpoint folds the WAL back into the file)."""
+        if self._db is not None:
+            self._db.close()
+            self._db = None
