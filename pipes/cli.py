@@ -261,16 +261,17 @@ def _no_task_message(options: argparse.Namespace) -> str:
     return "no task given (usage: pipes [--module MODULE] TASK [--param value ...])"
 
 
-def configure_logging(level: str | None) -> None:
-    """Log to stderr at the level from --log-level, [core] log_level, or INFO."""
+def configure_logging(level: str | None, log_file: str | None = None) -> None:
+    """Log to stderr (or log_file) at the level from --log-level, [core] log_level, or INFO."""
     config = get_config()
     chosen = (level or config.get("core", "log_level") or "INFO").upper()
     if chosen not in LOG_LEVELS:
         where = config.where("core", "log_level")
         raise UsageError(f"{where} = {chosen!r} is not one of {', '.join(LOG_LEVELS)}")
+    target: dict[str, Any] = {"filename": log_file} if log_file else {"stream": sys.stderr}
     logging.basicConfig(
         level=chosen,
-        stream=sys.stderr,
+        **target,
         force=True,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
@@ -289,3 +290,16 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         sys.exit(ExitCode.INTERRUPTED)
     print(result.summary_text())
     sys.exit(result.exit_code)
+
+
+def pipesd_main(argv: Sequence[str] | None = None) -> NoReturn:
+    """Entry point of the `pipesd` console script: serves until SIGTERM, then exits 0."""
+    from pipes import pipesd  # the server stack (tornado) loads only for pipesd
+
+    try:
+        pipesd.start(argv, configure_logging)
+    except PipesError as err:
+        message = " ".join(str(err).split("\n"))
+        print(f"pipesd: error: {message}", file=sys.stderr)
+        sys.exit(err.exit_code)
+    sys.exit(ExitCode.OK)

@@ -80,6 +80,10 @@ def scheduler_policy() -> Policy:
         retry_count=config.getint("scheduler", "retry_count", default.retry_count),
         disable_window=config.getfloat("scheduler", "disable_window", default.disable_window),
         disable_persist=config.getfloat("scheduler", "disable_persist", default.disable_persist),
+        worker_disconnect_delay=config.getfloat(
+            "scheduler", "worker_disconnect_delay", default.worker_disconnect_delay
+        ),
+        remove_delay=config.getfloat("scheduler", "remove_delay", default.remove_delay),
     )
 
 
@@ -88,6 +92,10 @@ def _scheduler(local_scheduler: bool, scheduler_url: str | None) -> SchedulerAPI
     if url:
         # TODO(#3): RemoteScheduler over HTTP once pipesd exists.
         raise UsageError(f"scheduler_url {url} given, but this pipes has no remote scheduler yet")
+    return LocalScheduler(scheduler_policy(), configured_resources())
+
+
+def configured_resources() -> dict[str, int]:
+    """Resource capacities from the [resources] config section."""
     config = get_config()
-    resources = {name: config.getint("resources", name, 0) for name in config.section("resources")}
-    return LocalScheduler(scheduler_policy(), resources)
+    return {name: config.getint("resources", name, 0) for name in config.section("resources")}

@@ -1,0 +1,143 @@
+"""The tornado application: POST /api/v1/<method> JSON RPC, GET /health and GET /metrics.
+
+Errors become responses in one place (RPCHandler.write_error): BadRequest gives a 400 with
+{"error": message}, anything else a 500 with a logged traceback. The service validates
+before it mutates, so a rejected call leaves the state as it was.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import tornado.web
+
+from pipes.exceptions import BadRequest
+from pipes.scheduler.service import API_VERSION, Service
+from pipes.server.metrics import LatencyHistogram, render
+
+logger = logging.getLogger("pipes.server")
+
+READ_ONLY = {
+    "task_list",
+    "task_detail",
+    "graph",
+    "counts",
+    "worker_list",
+    "resource_list",
+    "is_paused",
+}
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    """What the application needs beyond the service."""
+
+    token: str | None = None
+    public_read: bool = False  # with a token set, still allow read-only calls without it
+    max_body_bytes: int = 64 * 1024 * 1024
+
+
+class _JSONHandler(tornado.web.RequestHandler):
+    def write_json(self, value: Any, status: int = 200) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(value, separators=(",", ":")))
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc_info = kwargs.get("exc_info")
+        error = exc_info[1] if exc_info else None
+        if isinstance(error, tornado.web.HTTPError) and error.log_message:
+            message = error.log_message % error.args if error.args else error.log_message
+        else:
+            message = self._reason
+        self.write_json({"error": message}, status_code)
+
+
+class RPCHandler(_JSONHandler):
+    """One RPC call: authenticate, parse, run through the service, answer JSON."""
+
+    def initialize(
+        self, service: Service, options: ServerOptions, latency: LatencyHistogram
+    ) -> None:
+        self.service = service
+        self.options = options
+        self.latency = latency
+
+    def post(self, method: str) -> None:
+        self._authorize(method)
+        if len(self.request.body) > self.options.max_body_bytes:
+            raise tornado.web.HTTPError(
+                413, "request body larger than %d bytes", self.options.max_body_bytes
+            )
+        try:
+            body = json.loads(self.request.body or b"{}")
+        except (ValueError, UnicodeDecodeError) as err:
+            raise tornado.web.HTTPError(400, "malformed JSON body: %s", err) from None
+        started = time.perf_counter()
+        try:
+            result = self.service.call(method, body)
+        except BadRequest as err:
+            raise tornado.web.HTTPError(400, "%s", err) from None
+        if method == "get_work":
+            self.latency.observe(time.perf_counter() - started)
+        self.write_json(result)
+
+    def get(self, method: str) -> None:
+        raise tornado.web.HTTPError(
+            405, "use POST with a JSON body for /api/v%d/%s", API_VERSION, method
+        )
+
+    def _authorize(self, method: str) -> None:
+        token = self.options.token
+        if not token or (self.options.public_read and method in READ_ONLY):
+            return
+        given = self.request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        if not hmac.compare_digest(given.encode(), token.encode()):
+            raise tornado.web.HTTPError(
+                401, "missing or wrong token (send Authorization: Bearer ...)"
+            )
+
+
+class HealthHandler(_JSONHandler):
+    """Liveness: answers while the IOLoop runs."""
+
+    def get(self) -> None:
+        self.write_json({"ok": True, "api_version": API_VERSION})
+
+
+class MetricsHandler(tornado.web.RequestHandler):
+    """Prometheus text format."""
+
+    def initialize(self, service: Service, latency: LatencyHistogram) -> None:
+        self.service = service
+        self.latency = latency
+
+    def get(self) -> None:
+        self.set_header("Content-Type", "text/plain; version=0.0.4")
+        self.finish(render(self.service.core, self.latency))
+
+
+class NotFoundHandler(_JSONHandler):
+    """Every other path: a JSON 404."""
+
+    def prepare(self) -> None:
+        raise tornado.web.HTTPError(404, "no such path %s", self.request.path)
+
+
+def make_app(service: Service, options: ServerOptions) -> tornado.web.Application:
+    """The pipesd application over one service."""
+    latency = LatencyHistogram()
+    rpc = {"service": service, "options": options, "latency": latency}
+    return tornado.web.Application(
+        [
+            (rf"/api/v{API_VERSION}/(\w+)", RPCHandler, rpc),
+            (r"/health", HealthHandler),
+            (r"/metrics", MetricsHandler, {"service": service, "latency": latency}),
+        ],
+        default_handler_class=NotFoundHandler,
+    )

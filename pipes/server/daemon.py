@@ -1,0 +1,98 @@
+"""Running pipesd: open the store, restore state, serve until SIGTERM, close cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import time
+from dataclasses import dataclass
+
+import tornado.httpserver
+import tornado.ioloop
+import tornado.netutil
+
+from pipes.exceptions import PipesError, UsageError
+from pipes.scheduler.core import Scheduler
+from pipes.scheduler.model import Policy
+from pipes.scheduler.service import Service
+from pipes.scheduler.store import SqliteStore
+from pipes.server.app import ServerOptions, make_app
+
+logger = logging.getLogger("pipes.server")
+
+
+@dataclass(frozen=True)
+class DaemonOptions:
+    """Where pipesd listens and keeps its state."""
+
+    address: str = "127.0.0.1"
+    port: int = 8082
+    state_path: str = "pipesd-state.sqlite"
+    reset_state: bool = False
+    history_days: float = 30.0
+
+
+def open_service(
+    options: DaemonOptions, policy: Policy, resources: dict[str, int]
+) -> tuple[Service, SqliteStore]:
+    """Open the journal and rebuild the scheduler from it (StoreError if it can't)."""
+    store = SqliteStore(options.state_path)
+    store.open(reset=options.reset_state)
+    records, settings = store.load()
+    core = Scheduler(policy, resources)
+    core.restore(records, settings, time.time())
+    logger.info("restored %d tasks from %s", len(records), options.state_path)
+    return Service(core, store, time.time), store
+
+
+async def serve(
+    service: Service, store: SqliteStore, options: DaemonOptions, server_options: ServerOptions
+) -> None:
+    """Serve the API until SIGTERM or SIGINT, pruning workers and history periodically."""
+    app = make_app(service, server_options)
+    server = tornado.httpserver.HTTPServer(
+        app, max_body_size=server_options.max_body_bytes + 1024, xheaders=False
+    )
+    try:
+        sockets = tornado.netutil.bind_sockets(options.port, options.address)
+    except OSError as err:
+        where = f"{options.address}:{options.port}"
+        raise UsageError(f"cannot listen on {where}: {err.strerror}") from err
+    server.add_sockets(sockets)
+    port = sockets[0].getsockname()[1]
+    logger.info("pipesd %d listening on http://%s:%d", os.getpid(), options.address, port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    interval = max(0.2, min(service.core.policy.worker_disconnect_delay / 4, 10.0))
+    pruner = tornado.ioloop.PeriodicCallback(
+        lambda: _housekeeping(service, store, options), interval * 1000
+    )
+    pruner.start()
+    await stop.wait()
+    logger.info("pipesd stopping")
+    pruner.stop()
+    server.stop()
+    store.close()
+
+
+def _housekeeping(service: Service, store: SqliteStore, options: DaemonOptions) -> None:
+    try:
+        service.call("prune", {})
+        store.prune_history(time.time() - options.history_days * 86400)
+    except PipesError:
+        logger.exception("housekeeping failed; will try again")
+
+
+def run(
+    options: DaemonOptions, policy: Policy, resources: dict[str, int], server_options: ServerOptions
+) -> None:
+    """Open state and serve in the foreground until stopped."""
+    service, store = open_service(options, policy, resources)
+    try:
+        asyncio.run(serve(service, store, options, server_options))
+    finally:
+        store.close()
