@@ -36,6 +36,8 @@ class TaskDefinitionError(UsageError, TypeError):
 class RPCError(PipesError):
     """A call to the scheduler failed."""
 
+    exit_code = ExitCode.SCHEDULER_UNAVAILABLE
+
 
 class BadRequest(RPCError, ValueError):
     """A malformed or invalid RPC body (HTTP 400)."""

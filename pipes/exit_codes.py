@@ -19,4 +19,5 @@ class ExitCode(enum.IntEnum):
     SCHEDULING_ERROR = 5  # a requires() / complete() / output() raised
     ALREADY_RUNNING = 6  # another process holds the lock for this run
     NOT_RUN = 7  # tasks stayed pending: upstream failed, disabled, or run elsewhere
+    SCHEDULER_UNAVAILABLE = 8  # the configured pipesd could not be reached or refused a call
     INTERRUPTED = 130  # stopped by SIGINT

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterable
 
 from pipes.config import get_config
 from pipes.exceptions import UsageError
+from pipes.rpc import RemoteScheduler, RetryPolicy
 from pipes.scheduler.api import SchedulerAPI
 from pipes.scheduler.local import LocalScheduler
 from pipes.scheduler.model import Policy
@@ -68,6 +70,7 @@ def worker_options(workers: int | None = None) -> WorkerOptions:
         wait_interval=config.getfloat("worker", "wait_interval", 1.0),
         check_complete_on_run=config.getboolean("worker", "check_complete_on_run", True),
         keep_alive=config.getboolean("worker", "keep_alive", False),
+        ping_interval=config.getfloat("worker", "ping_interval", 5.0),
     )
 
 
@@ -88,11 +91,16 @@ def scheduler_policy() -> Policy:
 
 
 def _scheduler(local_scheduler: bool, scheduler_url: str | None) -> SchedulerAPI:
-    url = scheduler_url or (None if local_scheduler else get_config().get("core", "scheduler_url"))
-    if url:
-        # TODO(#3): RemoteScheduler over HTTP once pipesd exists.
-        raise UsageError(f"scheduler_url {url} given, but this pipes has no remote scheduler yet")
-    return LocalScheduler(scheduler_policy(), configured_resources())
+    """The explicit URL, else (unless local_scheduler) [core] scheduler_url, else in-process."""
+    config = get_config()
+    url = scheduler_url or (None if local_scheduler else config.get("core", "scheduler_url"))
+    if not url:
+        return LocalScheduler(scheduler_policy(), configured_resources())
+    token = os.environ.get("PIPES_AUTH_TOKEN") or config.get("core", "scheduler_token")
+    retry = RetryPolicy(deadline=config.getfloat("core", "rpc_retry_seconds", 300.0))
+    remote = RemoteScheduler(url, token=token, retry=retry)
+    remote.check(config.getfloat("core", "rpc_connect_seconds", 5.0))
+    return remote
 
 
 def configured_resources() -> dict[str, int]:

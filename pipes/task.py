@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import logging
 import re
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, ClassVar
@@ -24,16 +25,23 @@ TASK_ID_TRUNCATE_PARAMS = 16
 TASK_ID_TRUNCATE_HASH = 10
 _NON_WORD = re.compile(r"\W+")
 
+logger = logging.getLogger("pipes.task")
+
 _callbacks: dict[type, dict[str, list[Callable[..., Any]]]] = {}
 
 
-def task_id_str(family: str, params: dict[str, str]) -> str:
-    """Stable id from the family and the significant serialised params, the same on every machine."""
+def task_id_str(family: str, params: dict[str, str], shown: Iterable[str] | None = None) -> str:
+    """Stable id from the family and the significant serialised params, the same on every machine.
+
+    Every param feeds the hash; only those named in `shown` (default: all) appear in the readable
+    summary, so a private or hidden value never shows in ids on the status page or in logs.
+    """
     canonical = json.dumps(params, separators=(",", ":"), sort_keys=True)
     digest = hashlib.md5(canonical.encode("utf-8"), usedforsecurity=False).hexdigest()
+    visible = sorted(params if shown is None else set(shown) & params.keys())
     summary = "_".join(
         _NON_WORD.sub("_", params[name][:TASK_ID_TRUNCATE_PARAMS])
-        for name in sorted(params)[:TASK_ID_INCLUDE_PARAMS]
+        for name in visible[:TASK_ID_INCLUDE_PARAMS]
     )
     return f"{family}_{summary}_{digest[:TASK_ID_TRUNCATE_HASH]}"
 
@@ -98,15 +106,21 @@ class Task(metaclass=Register):
 
     @classmethod
     def get_params(cls) -> list[tuple[str, Parameter]]:
-        """(name, Parameter) pairs in declaration order, parents' first."""
+        """(name, Parameter) pairs in declaration order, parents' first.
+
+        As in luigi, a subclass attribute that is not a Parameter (a constant, a property)
+        replaces the inherited parameter of that name.
+        """
         if cls.__dict__.get("_params_cache") is None:
-            found = {
-                name: value
-                for klass in reversed(cls.__mro__)
+            names = {
+                name
+                for klass in cls.__mro__
                 for name, value in vars(klass).items()
                 if isinstance(value, Parameter)
             }
-            cls._params_cache = sorted(found.items(), key=lambda item: item[1]._order)
+            found = {name: getattr(cls, name, None) for name in names}
+            params = [(n, p) for n, p in found.items() if isinstance(p, Parameter)]
+            cls._params_cache = sorted(params, key=lambda item: item[1]._order)
         return cls._params_cache  # type: ignore[return-value]
 
     @classmethod
@@ -115,9 +129,7 @@ class Task(metaclass=Register):
         return [n for n, p in cls.get_params() if include_significant or p.significant]
 
     @classmethod
-    def resolve_param_values(
-        cls, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> dict[str, Any]:
+    def resolve_param_values(cls, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         """Values by precedence: constructor > command line > config [Family] > default."""
         params = cls.get_params()
         family = cls.get_task_family()
@@ -135,8 +147,9 @@ class Task(metaclass=Register):
         for name, value in values.items():
             setattr(self, name, value)
         significant = self.to_str_params(only_significant=True)
+        public = self.to_str_params(only_significant=True, only_public=True)
         self.task_family = self.get_task_family()
-        self.task_id = task_id_str(self.task_family, significant)
+        self.task_id = task_id_str(self.task_family, significant, shown=public)
         self._hash = hash(self.task_id)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -268,11 +281,22 @@ class Task(metaclass=Register):
         return register
 
     def trigger_event(self, event: str, *args: Any) -> None:
-        """Call every handler registered for `event` on this class or a parent class."""
-        for klass, events in list(_callbacks.items()):
-            if isinstance(self, klass):
-                for callback in events.get(event, ()):
-                    callback(self, *args)
+        """Call every handler registered for `event` on this class or a parent class.
+
+        A handler that raises is logged and skipped, so it neither fails the task nor stops
+        the handlers after it.
+        """
+        callbacks = [
+            callback
+            for klass, events in list(_callbacks.items())
+            if isinstance(self, klass)
+            for callback in events.get(event, ())
+        ]
+        for callback in callbacks:
+            try:
+                callback(self, *args)
+            except Exception:
+                logger.exception("%s handler %r of %s raised; ignored", event, callback, self)
 
 
 class WrapperTask(Task):
@@ -290,13 +314,22 @@ class ExternalTask(Task):
 
 
 def externalize(task_or_class: Any) -> Any:
-    """A copy of a task class (or a task of such a copy) that pipes never runs."""
+    """A copy of a task class (or a task of such a copy) that pipes never runs.
+
+    The copy keeps the family (namespace included), so its tasks have the original's task ids,
+    and it stays out of the registry, so the CLI still finds the runnable original by name.
+    """
     if isinstance(task_or_class, Task):
         return task_or_class.clone(externalize(type(task_or_class)))
-    cls = type(task_or_class.__name__, (task_or_class,), {"run": None})
-    cls.__module__ = task_or_class.__module__
-    cls.__qualname__ = task_or_class.__qualname__
-    return cls
+    body = {
+        "run": None,
+        "task_namespace": task_or_class.get_task_namespace(),
+        "_visible_in_registry": False,
+        "__module__": task_or_class.__module__,
+        "__qualname__": task_or_class.__qualname__,
+        "__doc__": task_or_class.__doc__,
+    }
+    return type(task_or_class)(task_or_class.__name__, (task_or_class,), body)
 
 
 class Config(Task):
@@ -350,7 +383,8 @@ def _resolve_one(family: str, name: str, param: Parameter, given: dict[str, Any]
         try:
             return param.parse(text)
         except ParameterError as err:
-            raise ParameterError(f"{where}: {err}, set in {config.where(section, option)}") from None
+            place = config.where(section, option)
+            raise ParameterError(f"{where}: {err}, set in {place}") from None
     if param.has_default:
         return param.default
     flag = name.replace("_", "-")
@@ -360,4 +394,3 @@ def _resolve_one(family: str, name: str, param: Parameter, given: dict[str, Any]
 def iter_tasks(struct: Any) -> Iterator[Task]:
     """Every Task in a nest, ignoring other values."""
     return (item for item in flatten(struct) if isinstance(item, Task))
-

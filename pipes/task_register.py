@@ -20,8 +20,14 @@ _namespaces: dict[str, str | None] = {}
 
 
 def namespace(name: str | None = None, scope: str = "") -> None:
-    """Give task classes defined later in modules under `scope` the namespace `name`."""
-    _namespaces[scope] = name
+    """Give task classes defined later in modules under `scope` the namespace `name`.
+
+    None (or "") clears the setting for `scope`, so a wider scope's namespace applies again.
+    """
+    if name:
+        _namespaces[scope] = name
+    else:
+        _namespaces.pop(scope, None)
 
 
 def _default_namespace(module: str) -> str | None:
@@ -44,9 +50,12 @@ class Register(abc.ABCMeta):
             cls._namespace_at_class_time = _default_namespace(cls.__module__)
         cls._instance_cache = {}
         cls._params_cache = None
-        family = cls.get_task_family()
-        same = [c for c in _registry.get(family, []) if _qualname(c) != _qualname(cls)]
-        _registry[family] = [*same, cls]
+        if namespace.get("_visible_in_registry", True) is not False:
+            # a class that hides itself in its body (Config, externalize's copies) is never
+            # looked up by name, so it must not make its family ambiguous either
+            family = cls.get_task_family()
+            same = [c for c in _registry.get(family, []) if _qualname(c) != _qualname(cls)]
+            _registry[family] = [*same, cls]
         return cls
 
     def __call__(cls, *args: Any, **kwargs: Any) -> Task:

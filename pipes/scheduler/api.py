@@ -17,8 +17,12 @@ class SchedulerAPI(Protocol):
     def add_task(self, worker: str, task: dict[str, Any]) -> None:
         """Add or update one task, e.g. to report it DONE or FAILED."""
 
-    def get_work(self, worker: str) -> dict[str, Any] | None:
-        """A task to run now (it becomes RUNNING), or None."""
+    def get_work(self, worker: str, running: list[str] | None = None) -> dict[str, Any] | None:
+        """A task to run now (it becomes RUNNING), or None.
+
+        `running` lists the tasks the worker knows it runs, so a task handed out in a reply
+        that was lost (daemon restart) is handed out again instead of being stuck RUNNING.
+        """
 
     def outlook(self, worker: str) -> dict[str, int]:
         """Counts of this worker's pending / running / running_elsewhere tasks."""
@@ -38,3 +42,10 @@ class SchedulerAPI(Protocol):
         offset: int = 0,
     ) -> dict[str, Any]:
         """Tasks matching the filters: {'total': n, 'tasks': [...]}."""
+
+
+FIELD_METHODS = {  # set_task_field name -> (RPC method, body field)
+    "status_message": ("set_status_message", "message"),
+    "progress_percentage": ("set_progress_percentage", "progress"),
+    "tracking_url": ("set_tracking_url", "url"),
+}

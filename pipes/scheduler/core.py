@@ -238,9 +238,19 @@ class Scheduler:
 
     # ----- handing out work ---------------------------------------------------------------
 
-    def get_work(self, worker: str, now: float) -> dict[str, Any] | None:
-        """The best ready task this worker may run, now RUNNING on it; None when there is none."""
+    def get_work(
+        self, worker: str, now: float, running: list[str] | None = None
+    ) -> dict[str, Any] | None:
+        """The best ready task this worker may run, now RUNNING on it; None when there is none.
+
+        A task RUNNING on this worker but missing from `running` was handed out in a reply
+        the worker never received, so it is handed out again first.
+        """
         record = self._worker(worker, now)
+        if running is not None:
+            lost = sorted(record.running.difference(running))
+            if lost:
+                return self.tasks[lost[0]].summary()
         self.tick(now)
         if self.paused:
             return None

@@ -6,6 +6,7 @@ import threading
 import time
 from typing import Any
 
+from pipes.scheduler.api import FIELD_METHODS
 from pipes.scheduler.core import Scheduler
 from pipes.scheduler.model import Policy
 from pipes.scheduler.service import Service
@@ -38,9 +39,12 @@ class LocalScheduler:
         """Add or update one task."""
         self.call("add_task", worker=worker, task=task)
 
-    def get_work(self, worker: str) -> dict[str, Any] | None:
+    def get_work(self, worker: str, running: list[str] | None = None) -> dict[str, Any] | None:
         """The next task for this worker, or None."""
-        return self.call("get_work", worker=worker)["task"]
+        body: dict[str, Any] = {"worker": worker}
+        if running is not None:
+            body["running"] = running
+        return self.call("get_work", **body)["task"]
 
     def outlook(self, worker: str) -> dict[str, int]:
         """Counts of this worker's tasks by state."""
@@ -52,21 +56,18 @@ class LocalScheduler:
 
     def set_task_field(self, task_id: str, name: str, value: Any) -> None:
         """Set a task's status message, progress or tracking URL."""
-        method, key = _FIELD_METHODS[name]
+        method, key = FIELD_METHODS[name]
         self.call(method, task_id=task_id, **{key: value})
 
     def task_list(  # noqa: PLR0913 -- the documented task_list signature
-        self, status: str | None = None, family: str | None = None, search: str | None = None,
-        limit: int = 100, offset: int = 0,
+        self,
+        status: str | None = None,
+        family: str | None = None,
+        search: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
     ) -> dict[str, Any]:
         """Tasks matching the filters."""
         return self.call(
             "task_list", status=status, family=family, search=search, limit=limit, offset=offset
         )
-
-
-_FIELD_METHODS = {
-    "status_message": ("set_status_message", "message"),
-    "progress_percentage": ("set_progress_percentage", "progress"),
-    "tracking_url": ("set_tracking_url", "url"),
-}

@@ -68,7 +68,7 @@ class Service:
             "add_worker": Method(self._add_worker, {**WORKER, "info": Field(dict)}),
             "add_tasks": Method(self._add_tasks, {**WORKER, "tasks": Field(list)}),
             "add_task": Method(self._add_task, {**WORKER, "task": Field(dict)}),
-            "get_work": Method(self._get_work, WORKER),
+            "get_work": Method(self._get_work, {**WORKER, "running": Field(list, required=False)}),
             "outlook": Method(lambda worker: core.outlook(worker, self.clock()), WORKER),
             "ping": Method(self._ping, WORKER),
             "set_status_message": Method(
@@ -133,8 +133,10 @@ class Service:
     def _add_task(self, worker: str, task: dict[str, Any]) -> None:
         self.core.add_tasks(worker, [TaskSpec.from_dict(task)], self.clock())
 
-    def _get_work(self, worker: str) -> dict[str, Any]:
-        return {"task": self.core.get_work(worker, self.clock())}
+    def _get_work(self, worker: str, running: list[Any] | None = None) -> dict[str, Any]:
+        if running is not None and not all(isinstance(t, str) for t in running):
+            raise BadRequest("get_work: 'running' must be a list of task ids")
+        return {"task": self.core.get_work(worker, self.clock(), running)}
 
     def _ping(self, worker: str) -> None:
         self.core.ping(worker, self.clock())

@@ -16,6 +16,7 @@ from pipes.scheduler.api import SchedulerAPI
 from pipes.scheduler.model import Status
 from pipes.task import Task
 from pipes.worker.execute import Execution, Outcome
+from pipes.worker.keepalive import KeepAlive
 from pipes.worker.walk import WalkResult, task_spec, walk
 
 logger = logging.getLogger("pipes.worker")
@@ -31,6 +32,7 @@ class WorkerOptions:
     wait_interval: float = 1.0
     check_complete_on_run: bool = True
     keep_alive: bool = False
+    ping_interval: float = 5.0
 
 
 class Worker:
@@ -66,19 +68,24 @@ class Worker:
             self.scheduler.add_tasks(self.worker_id, specs[start : start + ADD_BATCH])
 
     def run(self) -> None:
-        """Take work until there is none this worker can do."""
-        if self.options.workers > 1:
-            with cf.ThreadPoolExecutor(self.options.workers, "pipes-task") as pool:
-                self._loop(pool)
-        else:
-            self._loop(None)
+        """Take work until there is none this worker can do, pinging in the background."""
+        pinger = KeepAlive(self.scheduler, self.worker_id, self.options.ping_interval)
+        pinger.start()
+        try:
+            if self.options.workers > 1:
+                with cf.ThreadPoolExecutor(self.options.workers, "pipes-task") as pool:
+                    self._loop(pool)
+            else:
+                self._loop(None)
+        finally:
+            pinger.stop()
 
     def _loop(self, pool: cf.ThreadPoolExecutor | None) -> None:
         running: dict[cf.Future[Outcome], str] = {}
         while True:
             work = None
             if len(running) < self.options.workers:
-                work = self.scheduler.get_work(self.worker_id)
+                work = self.scheduler.get_work(self.worker_id, list(running.values()))
             if work is not None:
                 execution = self._execution(work["task_id"])
                 if pool is None:

@@ -1,0 +1,40 @@
+"""A background thread that pings the scheduler so it knows this worker is alive."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from pipes.exceptions import PipesError
+from pipes.scheduler.api import SchedulerAPI
+
+logger = logging.getLogger("pipes.worker")
+
+
+class KeepAlive:
+    """Pings every `interval` seconds between start() and stop()."""
+
+    def __init__(self, scheduler: SchedulerAPI, worker_id: str, interval: float) -> None:
+        self.scheduler = scheduler
+        self.worker_id = worker_id
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start pinging in a daemon thread."""
+        self._thread = threading.Thread(target=self._run, name="pipes-keepalive", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.scheduler.ping(self.worker_id)
+            except PipesError as err:  # the main loop reports lasting trouble; keep trying
+                logger.warning("ping failed: %s", err)
+
+    def stop(self) -> None:
+        """Stop pinging and wait for the thread."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
