@@ -26,7 +26,14 @@ from pipes.summary import RunResult
 from pipes.task import Config, Task
 
 GLOBAL_WITH_VALUE = {"--module", "--workers", "--log-level", "--scheduler-url"}
-GLOBAL_FLAGS = {"--local-scheduler", "--detailed-summary", "--help", "-h", "--help-all"}
+GLOBAL_FLAGS = {
+    "--local-scheduler",
+    "--detailed-summary",
+    "--help",
+    "-h",
+    "--help-all",
+    "--assistant",
+}
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -57,6 +64,11 @@ def _global_parser(add_help: bool) -> _Parser:
     group.add_argument("--log-level", type=str.upper, choices=LOG_LEVELS, help="default: INFO")
     group.add_argument(
         "--detailed-summary", action="store_true", help="list every task in the summary"
+    )
+    group.add_argument(
+        "--assistant",
+        action="store_true",
+        help="with no TASK: run any task the scheduler has, until stopped",
     )
     if add_help:
         group.add_argument(
@@ -90,8 +102,6 @@ def split_task_name(argv: Sequence[str]) -> tuple[str | None, list[str]]:
 
 def import_module(name: str) -> None:
     """Import the user's module; any failure is a one-line UsageError naming file and line."""
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
     try:
         importlib.import_module(name)
     except ModuleNotFoundError as err:
@@ -218,10 +228,18 @@ def _check_value(family: str, name: str, value: str) -> None:
 def run(argv: Sequence[str] | None = None) -> RunResult:
     """Parse and run a command line as the `pipes` command does; raises PipesError on bad input."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if os.getcwd() not in sys.path:  # like `python -m`: the user's modules sit in the cwd
+        sys.path.insert(0, os.getcwd())
     name, rest = split_task_name(argv)
     options, _ = _global_parser(add_help=True).parse_known_args(rest)
     if options.module:
         import_module(options.module)
+    if name is None and options.assistant:
+        configure_logging(options.log_level)
+        return execute([], options.workers, False, options.scheduler_url, assistant=True)
+    if name is None and options.assistant:
+        configure_logging(options.log_level)
+        return execute([], options.workers, False, options.scheduler_url, assistant=True)
     if name is None:
         raise UsageError(_no_task_message(options))
     cls = find_task_class(name, options.module)

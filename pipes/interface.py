@@ -36,14 +36,18 @@ def build(
 
 
 def execute(
-    roots: list[Task], workers: int | None, local_scheduler: bool, scheduler_url: str | None
+    roots: list[Task],
+    workers: int | None,
+    local_scheduler: bool,
+    scheduler_url: str | None,
+    assistant: bool = False,
 ) -> RunResult:
     """Schedule and run roots with one worker process; the shared body of build and the CLI."""
     for task in roots:
         if not isinstance(task, Task):
             raise UsageError(f"build() takes Task instances, got {task!r}")
     scheduler = _scheduler(local_scheduler, scheduler_url)
-    worker = Worker(scheduler, worker_options(workers))
+    worker = Worker(scheduler, worker_options(workers, assistant))
     worker.add(roots)
     worker.run()
     ran = {task_id: outcome.status for task_id, outcome in worker.ran.items()}
@@ -59,7 +63,7 @@ def execute(
     return result
 
 
-def worker_options(workers: int | None = None) -> WorkerOptions:
+def worker_options(workers: int | None = None, assistant: bool = False) -> WorkerOptions:
     """WorkerOptions from [worker] / [core] config, with an explicit worker count winning."""
     config = get_config()
     count = workers if workers is not None else config.getint("core", "workers", 1)
@@ -71,6 +75,7 @@ def worker_options(workers: int | None = None) -> WorkerOptions:
         check_complete_on_run=config.getboolean("worker", "check_complete_on_run", True),
         keep_alive=config.getboolean("worker", "keep_alive", False),
         ping_interval=config.getfloat("worker", "ping_interval", 5.0),
+        assistant=assistant,
     )
 
 

@@ -241,6 +241,10 @@ class BoolParameter(Parameter):
         "true": True, "1": True, "yes": True, "false": False, "0": False, "no": False,
     }  # fmt: skip
 
+    def __init__(self, default: Any = False, **options: Unpack[ParameterOptions]) -> None:
+        """Defaults to False, as in luigi, so a plain `--flag` switch needs no default."""
+        super().__init__(default, **options)
+
     def parse(self, s: str) -> bool:
         try:
             return self._WORDS[s.strip().lower()]

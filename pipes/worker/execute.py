@@ -36,13 +36,14 @@ class Execution:
     _generator: types.GeneratorType[Any, Any, Any] | None = None
     _waiting_on: Any = None
     _started: float = 0.0
+    _active: float = 0.0  # seconds spent inside run(), not waiting on dynamic dependencies
 
     def step(self) -> Outcome:
         """Run (or resume) the task until it finishes, fails, or yields incomplete tasks."""
         task = self.task
+        self._started = time.monotonic()
         try:
             if self._generator is None:
-                self._started = time.monotonic()
                 fire_event(task, Event.START)
                 result = task.run()
                 if not isinstance(result, types.GeneratorType):
@@ -67,6 +68,7 @@ class Execution:
             missing = [t for t in wanted if not t.complete()]
             self._waiting_on = requested
             if missing:
+                self._active += time.monotonic() - self._started
                 return Outcome(self.task, "SUSPENDED", new_deps=wanted)
             send = getpaths(requested)
 
@@ -76,7 +78,7 @@ class Execution:
             missing = [str(t) for t in flatten(task.output()) if not t.exists()]
             raise_text = f"run() of {task} returned but its outputs are missing: {missing}"
             return self._failed(RuntimeError(raise_text))
-        seconds = time.monotonic() - self._started
+        seconds = self._active + time.monotonic() - self._started
         message = task.on_success()
         fire_event(task, Event.SUCCESS)
         fire_event(task, Event.PROCESSING_TIME, seconds)
@@ -92,5 +94,5 @@ class Execution:
             logger.exception("on_failure of %s raised; ignored", task)
             custom = None
         fire_event(task, Event.FAILURE, err)
-        seconds = time.monotonic() - self._started
+        seconds = self._active + time.monotonic() - self._started
         return Outcome(task, "FAILED", error=custom or text, seconds=seconds)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import getpass
+import importlib
 import logging
 import os
 import socket
@@ -12,9 +13,11 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from pipes.exceptions import TaskDefinitionError
 from pipes.scheduler.api import SchedulerAPI
 from pipes.scheduler.model import Status
 from pipes.task import Task
+from pipes.task_register import get_task_cls
 from pipes.worker.execute import Execution, Outcome
 from pipes.worker.keepalive import KeepAlive
 from pipes.worker.walk import WalkResult, task_spec, walk
@@ -33,6 +36,7 @@ class WorkerOptions:
     check_complete_on_run: bool = True
     keep_alive: bool = False
     ping_interval: float = 5.0
+    assistant: bool = False  # also run tasks other workers added, loading them by family
 
 
 class Worker:
@@ -53,6 +57,7 @@ class Worker:
             "pid": os.getpid(),
             "user": getpass.getuser(),
             "workers": self.options.workers,
+            "assistant": self.options.assistant,
         }
 
     def add(self, roots: list[Task]) -> WalkResult:
@@ -69,6 +74,7 @@ class Worker:
 
     def run(self) -> None:
         """Take work until there is none this worker can do, pinging in the background."""
+        self.scheduler.add_worker(self.worker_id, self.info())
         pinger = KeepAlive(self.scheduler, self.worker_id, self.options.ping_interval)
         pinger.start()
         try:
@@ -87,7 +93,9 @@ class Worker:
             if len(running) < self.options.workers:
                 work = self.scheduler.get_work(self.worker_id, list(running.values()))
             if work is not None:
-                execution = self._execution(work["task_id"])
+                execution = self._execution(work)
+                if execution is None:
+                    continue
                 if pool is None:
                     self._report(execution.step())
                 else:
@@ -105,19 +113,40 @@ class Worker:
 
     def _should_wait(self) -> bool:
         """Idle: wait only while other workers run tasks that may unblock ours."""
+        if self.options.assistant:
+            return True
         outlook = self.scheduler.outlook(self.worker_id)
         if outlook["running_elsewhere"]:
             return True
         return self.options.keep_alive and bool(outlook["pending"] or outlook["waiting_for_retry"])
 
-    def _execution(self, task_id: str) -> Execution:
+    def _execution(self, work: dict[str, Any]) -> Execution | None:
+        task_id = work["task_id"]
         execution = self._executions.get(task_id)
         if execution is None:
-            task = self.graph.tasks[task_id]
+            try:
+                task = self.graph.tasks.get(task_id) or self._load(work)
+            except Exception as err:  # e.g. an assistant without the task's module
+                logger.error("cannot load task %s: %s", task_id, err)
+                error = f"worker {self.worker_id} cannot load this task: {err}"
+                self.scheduler.add_task(
+                    self.worker_id, {"task_id": task_id, "status": "FAILED", "error": error}
+                )
+                return None
             task._status_reporter = self._reporter(task_id)
             execution = Execution(task, self.options.check_complete_on_run)
             self._executions[task_id] = execution
         return execution
+
+    def _load(self, work: dict[str, Any]) -> Task:
+        """Rebuild a task another worker added (assistants only) from its family and params."""
+        if work.get("module"):
+            importlib.import_module(work["module"])
+        task = get_task_cls(work["family"]).from_str_params(work["params"])
+        if task.task_id != work["task_id"]:
+            raise TaskDefinitionError(f"task {work['task_id']} loads as {task.task_id} here")
+        self.graph.tasks[task.task_id] = task
+        return task
 
     def _reporter(self, task_id: str) -> Any:
         def report(field: str, value: Any) -> None:
@@ -133,10 +162,12 @@ class Worker:
         del self._executions[task.task_id]
         self.ran[task.task_id] = outcome
         spec = {"task_id": task.task_id, "status": outcome.status}
-        if outcome.error:
-            spec["error"] = outcome.error
         if outcome.status == "DONE":
             logger.info("done %s (%.3fs)", task, outcome.seconds)
+            if outcome.error:  # the text on_success() returned
+                self.scheduler.set_task_field(task.task_id, "status_message", outcome.error)
+        elif outcome.error:
+            spec["error"] = outcome.error
         self.scheduler.add_task(self.worker_id, spec)
 
     def _suspend(self, outcome: Outcome) -> None:
