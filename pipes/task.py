@@ -10,6 +10,7 @@ import difflib
 import hashlib
 import json
 import logging
+import math
 import re
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, ClassVar
@@ -82,6 +83,7 @@ class Task(metaclass=Register):
     disable_window: ClassVar[float | None] = None
     worker_timeout: ClassVar[float | None] = None
     accepts_messages: ClassVar[bool] = False
+    max_batch_size: ClassVar[float] = math.inf  # with batch_method parameters: tasks per batch
 
     _namespace_at_class_time: ClassVar[str | None] = None
     _instance_cache: ClassVar[dict[tuple[Any, ...], Task]]

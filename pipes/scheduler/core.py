@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipes.exceptions import BadRequest
+from pipes.scheduler.batching import BatchIndex
 from pipes.scheduler.model import Policy, Status, TaskRecord, TaskSpec
 from pipes.scheduler.ready_queue import ReadyQueue
 
@@ -72,6 +73,8 @@ class Scheduler:
         self._removed: list[str] = []
         self._settings: dict[str, Any] = {}
         self._orphans: dict[str, float] = {}  # task id -> when it lost its last stakeholder
+        self._batches = BatchIndex()
+        self._holding: set[str] = set()  # tasks holding resources (one per batch)
         self.paused = False
         self.counts: dict[Status, int] = dict.fromkeys(Status, 0)
 
@@ -141,6 +144,8 @@ class Scheduler:
         task.resources = spec.resources
         task.retry_count, task.retry_delay = spec.retry_count, spec.retry_delay
         task.disable_window = spec.disable_window
+        task.batch_params = tuple(spec.batch_params or ())
+        task.max_batch_size = spec.max_batch_size
 
     def _record(self, task_id: str) -> TaskRecord:
         task = self.tasks.get(task_id)
@@ -169,7 +174,7 @@ class Scheduler:
             if current.known:
                 self._touch(current)
             if self._is_ready(current):
-                self._ready.push(current)
+                self._enqueue(current)
             stack.extend((self._record(d), current.priority) for d in current.deps)
 
     def _apply_reported_status(
@@ -186,11 +191,12 @@ class Scheduler:
         elif task.status == Status.DONE:
             self._reopen(task, worker.worker_id, now)  # its output went missing
         elif task.status == Status.UNKNOWN or (
-            task.status == Status.RUNNING and task.worker_running == worker.worker_id
+            task.status in (Status.RUNNING, Status.BATCH_RUNNING)
+            and task.worker_running == worker.worker_id
         ):
             self._set_status(task, Status.PENDING, worker.worker_id, now)
         if self._is_ready(task):
-            self._ready.push(task)
+            self._enqueue(task)
 
     def _set_status(self, task: TaskRecord, status: Status, worker: str | None, now: float) -> None:
         if task.status in (Status.RUNNING, Status.BATCH_RUNNING) and status != task.status:
@@ -214,7 +220,7 @@ class Scheduler:
             dependent = self.tasks[dependent_id]
             dependent.unfinished -= 1
             if self._is_ready(dependent):
-                self._ready.push(dependent)
+                self._enqueue(dependent)
 
     def _reopen(self, task: TaskRecord, worker: str, now: float) -> None:
         self._set_status(task, Status.PENDING, worker, now)
@@ -233,6 +239,11 @@ class Scheduler:
             self._set_status(task, Status.FAILED, worker, now)
         heapq.heappush(self._retry_heap, (task.retry_at, task.task_id))
 
+    def _enqueue(self, task: TaskRecord) -> None:
+        self._ready.push(task)
+        if task.batch_params:
+            self._batches.add(task)
+
     def _is_ready(self, task: TaskRecord) -> bool:
         return task.known and task.status == Status.PENDING and task.unfinished == 0
 
@@ -250,7 +261,7 @@ class Scheduler:
         if running is not None:
             lost = sorted(record.running.difference(running))
             if lost:
-                return self.tasks[lost[0]].summary()
+                return self._work_reply(self.tasks[lost[0]])
         self.tick(now)
         if self.paused:
             return None
@@ -258,12 +269,38 @@ class Scheduler:
         task = self._ready.pop(queue, self._resources_free)
         if task is None:
             return None
-        self._set_status(task, Status.RUNNING, worker, now)
-        task.worker_running, task.time_running = worker, now
-        record.running.add(task.task_id)
+        members = [task]
+        if task.batch_params:
+            members += self._batches.gather(task, lambda t: record.assistant or worker in t.workers)
+        status = Status.BATCH_RUNNING if len(members) > 1 else Status.RUNNING
+        for member in members:
+            self._set_status(member, status, worker, now)
+            member.worker_running, member.time_running = worker, now
+            member.batch_lead = task.task_id if len(members) > 1 else None
+            record.running.add(member.task_id)
+        self._hold(task)
+        return self._work_reply(task)
+
+    def _hold(self, task: TaskRecord) -> None:
+        self._holding.add(task.task_id)
         for name, amount in task.resources.items():
             self._used[name] = self._used.get(name, 0) + amount
-        return task.summary()
+
+    def _work_reply(self, task: TaskRecord) -> dict[str, Any]:
+        """get_work's answer: the task, and for a batch every member's batch parameters."""
+        reply = task.summary()
+        lead = task.batch_lead
+        if lead is not None:
+            running_on = self.workers[task.worker_running or ""].running
+            members = [
+                self.tasks[t] for t in sorted(running_on) if self.tasks[t].batch_lead == lead
+            ]
+            reply = self.tasks[lead].summary()
+            reply["batch"] = {
+                "task_ids": [m.task_id for m in members],
+                "params": {n: [m.params[n] for m in members] for n in task.batch_params},
+            }
+        return reply
 
     def _resources_free(self, task: TaskRecord) -> bool:
         return all(
@@ -272,8 +309,11 @@ class Scheduler:
         )
 
     def _release(self, task: TaskRecord) -> None:
-        for name, amount in task.resources.items():
-            self._used[name] = self._used.get(name, 0) - amount
+        if task.task_id in self._holding:
+            self._holding.discard(task.task_id)
+            for name, amount in task.resources.items():
+                self._used[name] = self._used.get(name, 0) - amount
+        task.batch_lead = None
         running_on = self.workers.get(task.worker_running or "")
         if running_on is not None:
             running_on.running.discard(task.task_id)
@@ -290,7 +330,7 @@ class Scheduler:
                     task.retry_at = None
                     self._set_status(task, Status.PENDING, None, now)
                     if self._is_ready(task):
-                        self._ready.push(task)
+                        self._enqueue(task)
 
     def outlook(self, worker: str, now: float) -> dict[str, int]:
         """Counts over this worker's tasks, so an idle worker knows whether to wait or stop."""
@@ -345,7 +385,7 @@ class Scheduler:
         task.failures, task.retry_at = [], None
         self._set_status(task, Status.PENDING, None, now)
         if self._is_ready(task):
-            self._ready.push(task)
+            self._enqueue(task)
 
     def mark_as_done(self, task_id: str, now: float) -> None:
         """Declare a task DONE by hand, releasing its dependents."""
@@ -429,23 +469,27 @@ class Scheduler:
         for record in records:
             self.tasks[record.task_id] = record
         for record in records:
-            deps, record.deps = record.deps, ()
-            self._link(record, list(deps))
-            self.counts[record.status] += 1
-            for worker_id in record.stakeholders:
-                self._worker(worker_id, now).tasks.add(record.task_id)
-            if record.worker_running and record.status == Status.RUNNING:
-                self._worker(record.worker_running, now).running.add(record.task_id)
-                for name, amount in record.resources.items():
-                    self._used[name] = self._used.get(name, 0) + amount
-            if record.retry_at is not None:
-                heapq.heappush(self._retry_heap, (record.retry_at, record.task_id))
-            if not record.stakeholders:
-                self._orphans[record.task_id] = now
+            self._restore_one(record, now)
         for record in records:
             if self._is_ready(record):
-                self._ready.push(record)
+                self._enqueue(record)
         self.take_changes()  # restoring is not a change to journal
+
+    def _restore_one(self, record: TaskRecord, now: float) -> None:
+        deps, record.deps = record.deps, ()
+        self._link(record, list(deps))
+        self.counts[record.status] += 1
+        for worker_id in record.stakeholders:
+            self._worker(worker_id, now).tasks.add(record.task_id)
+        running = (Status.RUNNING, Status.BATCH_RUNNING)
+        if record.worker_running and record.status in running:
+            self._worker(record.worker_running, now).running.add(record.task_id)
+            if record.batch_lead in (None, record.task_id):
+                self._hold(record)
+        if record.retry_at is not None:
+            heapq.heappush(self._retry_heap, (record.retry_at, record.task_id))
+        if not record.stakeholders:
+            self._orphans[record.task_id] = now
 
 
 def _pick(own: float | int | None, default: float | int) -> Any:

@@ -66,6 +66,8 @@ TASK_FIELDS = {
     "disable_window",
     "error",
     "new_deps",
+    "batch_params",
+    "max_batch_size",
 }
 
 
@@ -87,6 +89,8 @@ class TaskSpec:
     disable_window: float | None = None
     error: str | None = None
     new_deps: list[str] | None = None
+    batch_params: list[str] | None = None
+    max_batch_size: int | None = None
 
     @classmethod
     def from_dict(cls, data: Any) -> TaskSpec:
@@ -121,6 +125,8 @@ class TaskSpec:
             disable_window=_field(data, "disable_window", number, None),
             error=_field(data, "error", str, None),
             new_deps=_id_list(data, "new_deps"),
+            batch_params=_id_list(data, "batch_params"),
+            max_batch_size=_field(data, "max_batch_size", int, None),
         )
 
 
@@ -161,6 +167,9 @@ class TaskRecord:
     tracking_url: str | None = None
     known: bool = False  # False while only referenced as someone's dependency
     queue_version: int = 0
+    batch_params: tuple[str, ...] = ()
+    max_batch_size: int | None = None
+    batch_lead: str | None = None  # while BATCH_RUNNING: the task the batch was handed out as
 
     def summary(self) -> dict[str, Any]:
         """The JSON-shaped view of this task used by get_work and task_list."""

@@ -35,6 +35,8 @@ _FIELDS = (
     "status_message",
     "progress_percentage",
     "tracking_url",
+    "max_batch_size",
+    "batch_lead",
 )
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -51,6 +53,7 @@ def record_to_json(task: TaskRecord) -> str:
     """The persistent fields of a record (derived ones are rebuilt by restore)."""
     data: dict[str, Any] = {name: getattr(task, name) for name in _FIELDS}
     data["deps"] = task.deps
+    data["batch_params"] = task.batch_params
     data["workers"] = sorted(task.workers)
     data["stakeholders"] = sorted(task.stakeholders)
     return json.dumps(data, separators=(",", ":"))
@@ -64,6 +67,7 @@ def record_from_json(task_id: str, text: str) -> TaskRecord:
         setattr(task, name, data[name])
     task.status = Status(data["status"])
     task.deps = tuple(data["deps"])
+    task.batch_params = tuple(data["batch_params"])
     task.workers = set(data["workers"])
     task.stakeholders = set(data["stakeholders"])
     return task

@@ -33,10 +33,15 @@ class Execution:
 
     task: Task
     check_outputs: bool = True
+    members: list[str] = field(default_factory=list)  # scheduler task ids this run completes
     _generator: types.GeneratorType[Any, Any, Any] | None = None
     _waiting_on: Any = None
     _started: float = 0.0
     _active: float = 0.0  # seconds spent inside run(), not waiting on dynamic dependencies
+
+    def __post_init__(self) -> None:
+        if not self.members:
+            self.members = [self.task.task_id]
 
     def step(self) -> Outcome:
         """Run (or resume) the task until it finishes, fails, or yields incomplete tasks."""

@@ -7,6 +7,7 @@ finished pipeline checks only the requested tasks' outputs.
 from __future__ import annotations
 
 import logging
+import math
 import traceback
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,6 +54,11 @@ def task_spec(task: Task, status: Status, deps: list[str] | None = None) -> dict
     }
     if deps is not None:
         spec["deps"] = deps
+    batch_params = [name for name, param in task.get_params() if param.batch_method is not None]
+    if batch_params:
+        spec["batch_params"] = batch_params
+        if math.isfinite(task.max_batch_size):
+            spec["max_batch_size"] = int(task.max_batch_size)
     for name in ("retry_count", "retry_delay", "disable_window"):
         value = getattr(task, name)
         if value is not None:

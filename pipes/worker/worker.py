@@ -15,12 +15,11 @@ from typing import Any
 
 from pipes.exceptions import TaskDefinitionError
 from pipes.scheduler.api import SchedulerAPI
-from pipes.scheduler.model import Status
 from pipes.task import Task
 from pipes.task_register import get_task_cls
 from pipes.worker.execute import Execution, Outcome
 from pipes.worker.keepalive import KeepAlive
-from pipes.worker.walk import WalkResult, task_spec, walk
+from pipes.worker.walk import WalkResult, walk
 
 logger = logging.getLogger("pipes.worker")
 
@@ -87,25 +86,25 @@ class Worker:
             pinger.stop()
 
     def _loop(self, pool: cf.ThreadPoolExecutor | None) -> None:
-        running: dict[cf.Future[Outcome], str] = {}
+        running: dict[cf.Future[Outcome], Execution] = {}
         while True:
             work = None
             if len(running) < self.options.workers:
-                work = self.scheduler.get_work(self.worker_id, list(running.values()))
+                busy = [m for execution in running.values() for m in execution.members]
+                work = self.scheduler.get_work(self.worker_id, busy)
             if work is not None:
                 execution = self._execution(work)
                 if execution is None:
                     continue
                 if pool is None:
-                    self._report(execution.step())
+                    self._report(execution, execution.step())
                 else:
-                    running[pool.submit(execution.step)] = work["task_id"]
+                    running[pool.submit(execution.step)] = execution
                 continue
             if running:
                 done, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
                 for future in done:
-                    del running[future]
-                    self._report(future.result())
+                    self._report(running.pop(future), future.result())
                 continue
             if not self._should_wait():
                 return
@@ -121,21 +120,23 @@ class Worker:
         return self.options.keep_alive and bool(outlook["pending"] or outlook["waiting_for_retry"])
 
     def _execution(self, work: dict[str, Any]) -> Execution | None:
-        task_id = work["task_id"]
-        execution = self._executions.get(task_id)
-        if execution is None:
-            try:
-                task = self.graph.tasks.get(task_id) or self._load(work)
-            except Exception as err:  # e.g. an assistant without the task's module
-                logger.error("cannot load task %s: %s", task_id, err)
-                error = f"worker {self.worker_id} cannot load this task: {err}"
-                self.scheduler.add_task(
-                    self.worker_id, {"task_id": task_id, "status": "FAILED", "error": error}
-                )
-                return None
-            task._status_reporter = self._reporter(task_id)
-            execution = Execution(task, self.options.check_complete_on_run)
-            self._executions[task_id] = execution
+        """The Execution for a get_work reply (resuming a suspended one), or None if unloadable."""
+        execution = self._executions.get(work["task_id"])
+        if execution is not None:
+            return execution
+        members = work["batch"]["task_ids"] if "batch" in work else [work["task_id"]]
+        try:
+            task = self.graph.tasks.get(work["task_id"]) or self._load(work)
+            if "batch" in work:
+                task = _combined(task, work["batch"]["params"])
+        except Exception as err:  # e.g. an assistant without the task's module
+            logger.error("cannot load task %s: %s", work["task_id"], err)
+            error = f"worker {self.worker_id} cannot load this task: {err}"
+            self._send([{"task_id": m, "status": "FAILED", "error": error} for m in members])
+            return None
+        task._status_reporter = self._reporter(work["task_id"])
+        execution = Execution(task, self.options.check_complete_on_run, members)
+        self._executions[work["task_id"]] = execution
         return execution
 
     def _load(self, work: dict[str, Any]) -> Task:
@@ -154,29 +155,41 @@ class Worker:
 
         return report
 
-    def _report(self, outcome: Outcome) -> None:
-        task = outcome.task
+    def _report(self, execution: Execution, outcome: Outcome) -> None:
         if outcome.status == "SUSPENDED":
-            self._suspend(outcome)
+            self._suspend(execution, outcome)
             return
-        del self._executions[task.task_id]
-        self.ran[task.task_id] = outcome
-        spec = {"task_id": task.task_id, "status": outcome.status}
+        del self._executions[execution.members[0]]
+        task = outcome.task
         if outcome.status == "DONE":
             logger.info("done %s (%.3fs)", task, outcome.seconds)
-            if outcome.error:  # the text on_success() returned
-                self.scheduler.set_task_field(task.task_id, "status_message", outcome.error)
-        elif outcome.error:
-            spec["error"] = outcome.error
-        self.scheduler.add_task(self.worker_id, spec)
+        specs = []
+        for member in execution.members:
+            self.ran[member] = outcome
+            spec = {"task_id": member, "status": outcome.status}
+            if outcome.status == "FAILED" and outcome.error:
+                spec["error"] = outcome.error
+            specs.append(spec)
+        self._send(specs)
+        if outcome.status == "DONE" and outcome.error:  # the text on_success() returned
+            self.scheduler.set_task_field(execution.members[0], "status_message", outcome.error)
 
-    def _suspend(self, outcome: Outcome) -> None:
+    def _suspend(self, execution: Execution, outcome: Outcome) -> None:
         """Schedule the dynamic dependencies, then put the task back to wait on them."""
-        task = outcome.task
-        logger.info("%s waits on %d dynamic dependencies", task, len(outcome.new_deps))
+        logger.info("%s waits on %d dynamic dependencies", outcome.task, len(outcome.new_deps))
         self.add(outcome.new_deps)
         new_ids = [dep.task_id for dep in outcome.new_deps]
-        self.graph.deps[task.task_id] = [*self.graph.deps.get(task.task_id, []), *new_ids]
-        spec = task_spec(task, Status.PENDING)
-        spec["new_deps"] = new_ids
-        self.scheduler.add_task(self.worker_id, spec)
+        specs = []
+        for member in execution.members:
+            self.graph.deps[member] = [*self.graph.deps.get(member, []), *new_ids]
+            specs.append({"task_id": member, "status": "PENDING", "new_deps": new_ids})
+        self._send(specs)
+
+
+def _combined(lead: Task, batch_params: dict[str, list[str]]) -> Task:
+    """The one task a batch runs: the lead's values, batch parameters merged by batch_method."""
+    params = dict(lead.get_params())
+    values = dict(lead.param_kwargs)
+    for name, strings in batch_params.items():
+        values[name] = params[name].parse_list(strings)
+    return type(lead)(**values)
