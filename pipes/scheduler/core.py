@@ -124,6 +124,7 @@ class Scheduler:
         task = self._record(spec.task_id)
         if not task.known:
             self._describe(task, spec)
+            task.updated = now
         self._touch(task)
         self._orphans.pop(task.task_id, None)
         task.stakeholders.add(worker.worker_id)

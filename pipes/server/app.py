@@ -140,4 +140,15 @@ def make_app(service: Service, options: ServerOptions) -> tornado.web.Applicatio
             (r"/metrics", MetricsHandler, {"service": service, "latency": latency}),
         ],
         default_handler_class=NotFoundHandler,
+        log_function=_log_request,
+    )
+
+
+def _log_request(handler: tornado.web.RequestHandler) -> None:
+    """Successful calls at DEBUG (workers poll a lot), client errors WARNING, others ERROR."""
+    status = handler.get_status()
+    level = logging.DEBUG if status < 400 else logging.WARNING if status < 500 else logging.ERROR
+    request = handler.request
+    logger.log(
+        level, "%d %s %s %.2fms", status, request.method, request.uri, 1000 * request.request_time()
     )
