@@ -14,6 +14,7 @@ from pipes.scheduler.local import LocalScheduler
 from pipes.scheduler.model import Policy
 from pipes.summary import RunResult, classify
 from pipes.task import Task
+from pipes.worker.runner import RunnerOptions
 from pipes.worker.worker import Worker, WorkerOptions
 
 logger = logging.getLogger("pipes.interface")
@@ -69,10 +70,19 @@ def worker_options(workers: int | None = None, assistant: bool = False) -> Worke
     count = workers if workers is not None else config.getint("core", "workers", 1)
     if count < 1:
         raise UsageError(f"workers must be at least 1, got {count}")
-    return WorkerOptions(
+    timeout = config.getfloat("worker", "timeout", 0.0)
+    runner = RunnerOptions(
         workers=count,
+        force_multiprocessing=config.getboolean("worker", "force_multiprocessing", False),
+        timeout=timeout if timeout > 0 else None,
+        max_tasks_per_child=config.getint("worker", "max_tasks_per_child", 1000),
+        max_child_rss_mb=config.getfloat("worker", "max_child_rss_mb", 2048.0),
+        log_dir=config.get("worker", "task_log_dir"),
+        check_outputs=config.getboolean("worker", "check_complete_on_run", True),
+    )
+    return WorkerOptions(
+        runner=runner,
         wait_interval=config.getfloat("worker", "wait_interval", 1.0),
-        check_complete_on_run=config.getboolean("worker", "check_complete_on_run", True),
         keep_alive=config.getboolean("worker", "keep_alive", False),
         ping_interval=config.getfloat("worker", "ping_interval", 5.0),
         assistant=assistant,

@@ -115,7 +115,6 @@ def test_build_raises_usage_error_when_given_non_task_or_zero_workers(tmp_path):
 
 def test_build_reads_worker_count_from_config_when_not_given(tmp_path, cfg):
     cfg.set("core", "workers", "2")
-    started = []
 
     class CfgPair(pipes.Task):
         n = pipes.IntParameter()
@@ -125,7 +124,8 @@ def test_build_reads_worker_count_from_config_when_not_given(tmp_path, cfg):
 
         def run(self):
             (tmp_path / f"cfg{self.n}.start").write_text("")
-            started.append(wait_for(tmp_path / f"cfg{1 - self.n}.start", timeout=5))
+            ok = wait_for(tmp_path / f"cfg{1 - self.n}.start", timeout=5)
+            (tmp_path / f"cfg{self.n}.ok").write_text(str(ok))  # run() is in a child process
             write(self.output())
 
     class CfgBoth(pipes.WrapperTask):
@@ -133,7 +133,7 @@ def test_build_reads_worker_count_from_config_when_not_given(tmp_path, cfg):
             return [CfgPair(0), CfgPair(1)]
 
     assert pipes.build([CfgBoth()])
-    assert started == [True, True]
+    assert [(tmp_path / f"cfg{n}.ok").read_text() for n in (0, 1)] == ["True", "True"]
 
 
 # ----- failures ----------------------------------------------------------------------------------
@@ -486,7 +486,6 @@ def test_build_never_overlaps_tasks_sharing_a_resource_of_amount_one(tmp_path, c
 
 def test_build_overlaps_tasks_sharing_a_resource_when_config_allows_two(tmp_path, cfg):
     cfg.set("resources", "db", "2")
-    peers = []
 
     class UsesDbTwice(pipes.Task):
         n = pipes.IntParameter()
@@ -497,7 +496,8 @@ def test_build_overlaps_tasks_sharing_a_resource_when_config_allows_two(tmp_path
 
         def run(self):
             (tmp_path / f"db2-{self.n}.start").write_text("")
-            peers.append(wait_for(tmp_path / f"db2-{1 - self.n}.start", timeout=5))
+            ok = wait_for(tmp_path / f"db2-{1 - self.n}.start", timeout=5)
+            (tmp_path / f"db2-{self.n}.ok").write_text(str(ok))  # run() is in a child process
             write(self.output())
 
     class DbTwiceBoth(pipes.WrapperTask):
@@ -505,7 +505,7 @@ def test_build_overlaps_tasks_sharing_a_resource_when_config_allows_two(tmp_path
             return [UsesDbTwice(0), UsesDbTwice(1)]
 
     assert pipes.build([DbTwiceBoth()], workers=2)
-    assert peers == [True, True]
+    assert [(tmp_path / f"db2-{n}.ok").read_text() for n in (0, 1)] == ["True", "True"]
 
 
 def test_build_runs_two_tasks_at_once_when_workers_is_two(tmp_path):

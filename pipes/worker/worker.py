@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import getpass
 import importlib
 import logging
 import os
+import signal
 import socket
+import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pipes.exceptions import TaskDefinitionError
 from pipes.scheduler.api import SchedulerAPI
 from pipes.task import Task
 from pipes.task_register import get_task_cls
+from pipes.worker import child
 from pipes.worker.execute import Execution, Outcome
 from pipes.worker.keepalive import KeepAlive
+from pipes.worker.runner import Runner, RunnerOptions
 from pipes.worker.walk import WalkResult, walk
 
 logger = logging.getLogger("pipes.worker")
@@ -30,12 +33,20 @@ ADD_BATCH = 2000
 class WorkerOptions:
     """How a worker behaves; read from [worker] config by the caller."""
 
-    workers: int = 1
+    runner: RunnerOptions = field(default_factory=RunnerOptions)
     wait_interval: float = 1.0
-    check_complete_on_run: bool = True
     keep_alive: bool = False
     ping_interval: float = 5.0
     assistant: bool = False  # also run tasks other workers added, loading them by family
+
+    @property
+    def workers(self) -> int:
+        """How many tasks may run at once."""
+        return self.runner.workers
+
+
+class WorkerTerminated(BaseException):
+    """SIGTERM reached the worker: running tasks are stopped and reported failed."""
 
 
 class Worker:
@@ -48,6 +59,8 @@ class Worker:
         self.graph = WalkResult()
         self.ran: dict[str, Outcome] = {}
         self._executions: dict[str, Execution] = {}
+        self._running: list[Execution] = []
+        self.stopping = False
 
     def info(self) -> dict[str, Any]:
         """What this worker tells the scheduler about itself."""
@@ -72,43 +85,63 @@ class Worker:
             self.scheduler.add_tasks(self.worker_id, specs[start : start + ADD_BATCH])
 
     def run(self) -> None:
-        """Take work until there is none this worker can do, pinging in the background."""
+        """Take work until none is left (or SIGUSR1 asks to finish), pinging meanwhile."""
         self.scheduler.add_worker(self.worker_id, self.info())
+        child.known_tasks = self.graph.tasks  # what children forked from now on can look up
+        runner = Runner(self.options.runner, self.scheduler.set_task_field)
         pinger = KeepAlive(self.scheduler, self.worker_id, self.options.ping_interval)
         pinger.start()
+        previous = self._install_signals()
         try:
-            if self.options.workers > 1:
-                with cf.ThreadPoolExecutor(self.options.workers, "pipes-task") as pool:
-                    self._loop(pool)
-            else:
-                self._loop(None)
+            self._loop(runner)
+        except BaseException as stop:
+            sig = signal.SIGTERM if isinstance(stop, WorkerTerminated) else signal.SIGINT
+            for execution, outcome in runner.stop(sig):
+                self._report(execution, outcome)
+            raise
         finally:
+            runner.stop()
             pinger.stop()
+            self._restore_signals(previous)
 
-    def _loop(self, pool: cf.ThreadPoolExecutor | None) -> None:
-        running: dict[cf.Future[Outcome], Execution] = {}
+    def _install_signals(self) -> dict[int, Any]:
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+        return {
+            signal.SIGUSR1: signal.signal(signal.SIGUSR1, self._finish_up),
+            signal.SIGTERM: signal.signal(signal.SIGTERM, _terminate),
+        }
+
+    def _restore_signals(self, previous: dict[int, Any]) -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+    def _finish_up(self, signum: int, frame: Any) -> None:
+        logger.warning("SIGUSR1: taking no new work; finishing the %d running", len(self._running))
+        self.stopping = True
+
+    def _loop(self, runner: Runner) -> None:
         while True:
-            work = None
-            if len(running) < self.options.workers:
-                busy = [m for execution in running.values() for m in execution.members]
+            self._running = runner.busy()
+            if not self.stopping and runner.has_room():
+                busy = [m for execution in self._running for m in execution.members]
                 work = self.scheduler.get_work(self.worker_id, busy)
-            if work is not None:
-                execution = self._execution(work)
-                if execution is None:
+                if work is not None:
+                    execution = self._execution(work)
+                    if execution is not None:
+                        runner.submit(execution)
+                        self._report_all(runner.wait(0))
                     continue
-                if pool is None:
-                    self._report(execution, execution.step())
-                else:
-                    running[pool.submit(execution.step)] = execution
+            if runner.busy():
+                self._report_all(runner.wait(self.options.wait_interval))
                 continue
-            if running:
-                done, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
-                for future in done:
-                    self._report(running.pop(future), future.result())
-                continue
-            if not self._should_wait():
+            if self.stopping or not self._should_wait():
                 return
             time.sleep(self.options.wait_interval)
+
+    def _report_all(self, finished: list[tuple[Execution, Outcome]]) -> None:
+        for execution, outcome in finished:
+            self._report(execution, outcome)
 
     def _should_wait(self) -> bool:
         """Idle: wait only while other workers run tasks that may unblock ours."""
@@ -135,7 +168,7 @@ class Worker:
             self._send([{"task_id": m, "status": "FAILED", "error": error} for m in members])
             return None
         task._status_reporter = self._reporter(work["task_id"])
-        execution = Execution(task, self.options.check_complete_on_run, members)
+        execution = Execution(task, self.options.runner.check_outputs, members)
         self._executions[work["task_id"]] = execution
         return execution
 
@@ -184,6 +217,10 @@ class Worker:
             self.graph.deps[member] = [*self.graph.deps.get(member, []), *new_ids]
             specs.append({"task_id": member, "status": "PENDING", "new_deps": new_ids})
         self._send(specs)
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise WorkerTerminated("SIGTERM")
 
 
 def _combined(lead: Task, batch_params: dict[str, list[str]]) -> Task:
