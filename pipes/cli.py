@@ -235,11 +235,7 @@ def run(argv: Sequence[str] | None = None) -> RunResult:
     if options.module:
         import_module(options.module)
     if name is None and options.assistant:
-        configure_logging(options.log_level)
-        return execute([], options.workers, False, options.scheduler_url, assistant=True)
-    if name is None and options.assistant:
-        configure_logging(options.log_level)
-        return execute([], options.workers, False, options.scheduler_url, assistant=True)
+        return _run_assistant(options)
     if name is None:
         raise UsageError(_no_task_message(options))
     cls = find_task_class(name, options.module)
@@ -263,6 +259,17 @@ def run(argv: Sequence[str] | None = None) -> RunResult:
         )
     result.detailed_summary = namespace.detailed_summary
     return result
+
+
+def _run_assistant(options: argparse.Namespace) -> RunResult:
+    """Run tasks the scheduler holds, for any worker, until stopped."""
+    configure_logging(options.log_level)
+    url = options.scheduler_url or get_config().get("core", "scheduler_url")
+    if not url:
+        raise UsageError(
+            "--assistant needs a scheduler: give --scheduler-url or [core] scheduler_url"
+        )
+    return execute([], options.workers, False, url, assistant=True)
 
 
 def _no_task_message(options: argparse.Namespace) -> str:

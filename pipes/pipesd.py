@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import logging
 import os
+import socket
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -81,18 +82,20 @@ def start(argv: Sequence[str] | None, configure_logging: Any) -> None:
     args = parser().parse_args(argv)
     opts, server = options_from(args)
     policy, resources = scheduler_policy(), configured_resources()
-    service, store = daemon.open_service(opts, policy, resources)  # fail before detaching
+    configure_logging(args.log_level)  # checks the level before anything starts
+    _, store = daemon.open_service(opts, policy, resources)  # fail here, not after detaching
     store.close()
     opts = daemon.DaemonOptions(**{**opts.__dict__, "reset_state": False})
+    sockets = daemon.bind(opts)
     log_file = str(Path(args.logdir, "pipesd.log")) if args.logdir else None
-    with _detached(args):
+    with _detached(args, sockets):
         configure_logging(args.log_level, log_file)
         logging.getLogger("pipes.server").info("starting with state %s", opts.state_path)
-        daemon.run(opts, policy, resources, server)
+        daemon.run(opts, sockets, policy, resources, server)
 
 
 @contextlib.contextmanager
-def _detached(args: argparse.Namespace) -> Iterator[None]:
+def _detached(args: argparse.Namespace, sockets: list[socket.socket]) -> Iterator[None]:
     if not args.background:
         yield
         return
@@ -110,6 +113,7 @@ def _detached(args: argparse.Namespace) -> Iterator[None]:
     context = python_daemon.DaemonContext(
         working_directory=os.getcwd(),
         pidfile=pidfile,
+        files_preserve=[s.fileno() for s in sockets],
         stdout=out,
         stderr=out,
         umask=0o022,

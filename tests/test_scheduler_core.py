@@ -49,6 +49,7 @@ def test_get_work_gives_nothing_when_dependency_failed():
     assert sched.tasks["a"].error == "boom"
     assert sched.outlook("w", 2.0) == {
         "pending": 1,
+        "ready": 0,
         "running": 0,
         "running_elsewhere": 0,
         "waiting_for_retry": 1,

@@ -190,7 +190,7 @@ class Scheduler:
             task.error = spec.error
             self._set_status(task, Status.UNKNOWN, worker.worker_id, now)
         elif task.status == Status.DONE:
-            self._reopen(task, worker.worker_id, now)  # its output went missing
+            self._set_status(task, Status.PENDING, worker.worker_id, now)  # output went missing
         elif task.status == Status.UNKNOWN or (
             task.status in (Status.RUNNING, Status.BATCH_RUNNING)
             and task.worker_running == worker.worker_id
@@ -205,6 +205,8 @@ class Scheduler:
         if task.known:
             self.counts[task.status] -= 1
             self.counts[status] += 1
+        if (task.status == Status.DONE) != (status == Status.DONE):
+            self._recount_dependents(task, -1 if status == Status.DONE else 1)
         task.status = status
         task.updated = now
         self._touch(task)
@@ -212,21 +214,19 @@ class Scheduler:
         host = running_on.info.get("host") if running_on else None
         self._events.append(StatusChange(task.task_id, status, worker, host, now))
 
+    def _recount_dependents(self, task: TaskRecord, change: int) -> None:
+        """A task entered (-1) or left (+1) DONE: its dependents' unfinished counts follow."""
+        for dependent_id in task.dependents:
+            dependent = self.tasks[dependent_id]
+            dependent.unfinished += change
+            if change < 0 and self._is_ready(dependent):
+                self._enqueue(dependent)
+
     def _set_done(self, task: TaskRecord, worker: str, now: float) -> None:
         if task.status == Status.DONE:
             return
         task.error = None
         self._set_status(task, Status.DONE, worker, now)
-        for dependent_id in task.dependents:
-            dependent = self.tasks[dependent_id]
-            dependent.unfinished -= 1
-            if self._is_ready(dependent):
-                self._enqueue(dependent)
-
-    def _reopen(self, task: TaskRecord, worker: str, now: float) -> None:
-        self._set_status(task, Status.PENDING, worker, now)
-        for dependent_id in task.dependents:
-            self.tasks[dependent_id].unfinished += 1
 
     def _set_failed(self, task: TaskRecord, worker: str, error: str | None, now: float) -> None:
         task.error = error
@@ -272,7 +272,10 @@ class Scheduler:
             return None
         members = [task]
         if task.batch_params:
-            members += self._batches.gather(task, lambda t: record.assistant or worker in t.workers)
+            members += self._batches.gather(
+                task,
+                lambda t: t.task_id in self.tasks and (record.assistant or worker in t.workers),
+            )
         status = Status.BATCH_RUNNING if len(members) > 1 else Status.RUNNING
         for member in members:
             self._set_status(member, status, worker, now)
@@ -325,8 +328,12 @@ class Scheduler:
         heap = self._retry_heap
         while heap and heap[0][0] <= now:
             _, task_id = heapq.heappop(heap)
-            task = self.tasks[task_id]
-            if task.status in (Status.FAILED, Status.DISABLED) and task.retry_at is not None:
+            task = self.tasks.get(task_id)
+            if (
+                task is not None
+                and task.status in (Status.FAILED, Status.DISABLED)
+                and task.retry_at is not None
+            ):
                 if task.retry_at <= now:
                     task.retry_at = None
                     self._set_status(task, Status.PENDING, None, now)
@@ -336,11 +343,16 @@ class Scheduler:
     def outlook(self, worker: str, now: float) -> dict[str, int]:
         """Counts over this worker's tasks, so an idle worker knows whether to wait or stop."""
         record = self._worker(worker, now)
-        counts = {"pending": 0, "running": 0, "running_elsewhere": 0, "waiting_for_retry": 0}
+        counts = dict.fromkeys(
+            ("pending", "ready", "running", "running_elsewhere", "waiting_for_retry"), 0
+        )
         for task_id in record.tasks:
-            task = self.tasks[task_id]
+            task = self.tasks.get(task_id)
+            if task is None:
+                continue
             if task.status == Status.PENDING:
                 counts["pending"] += 1
+                counts["ready"] += self._is_ready(task) and worker in task.workers
             elif task.status in (Status.RUNNING, Status.BATCH_RUNNING):
                 counts["running"] += 1
                 counts["running_elsewhere"] += task.worker_running != worker
@@ -383,7 +395,7 @@ class Scheduler:
         self._make_pending(task, now)
 
     def _make_pending(self, task: TaskRecord, now: float) -> None:
-        task.failures, task.retry_at = [], None
+        task.failures, task.retry_at, task.error = [], None, None
         self._set_status(task, Status.PENDING, None, now)
         if self._is_ready(task):
             self._enqueue(task)
@@ -446,13 +458,15 @@ class Scheduler:
                 self._orphans[task_id] = now
 
     def _remove_task(self, task_id: str) -> None:
-        self._orphans.pop(task_id, None)
         task = self.tasks.get(task_id)
         if task is None or task.stakeholders or task.status == Status.RUNNING:
+            self._orphans.pop(task_id, None)
             return
         if any(d in self.tasks for d in task.dependents):
-            return  # still needed by a task that is kept
+            return  # still needed by a task that is kept: try again at a later prune
+        del self._orphans[task_id]
         del self.tasks[task_id]
+        task.queue_version += 1  # its ready-queue entries are now stale
         self.counts[task.status] -= 1
         self._dirty.pop(task_id, None)
         self._removed.append(task_id)

@@ -38,7 +38,8 @@ class Policy:
 
 def _field(data: dict[str, Any], name: str, kind: type | tuple[type, ...], default: Any) -> Any:
     value = data.get(name, default)
-    if value is not default and not isinstance(value, kind):
+    wrong_bool = isinstance(value, bool) and kind is not bool  # JSON true is not a number
+    if value is not default and (wrong_bool or not isinstance(value, kind)):
         raise BadRequest(f"task field {name!r} has the wrong type: {type(value).__name__}")
     return value
 

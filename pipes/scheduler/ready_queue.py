@@ -27,6 +27,8 @@ class ReadyQueue:
         """Queue a ready task for every worker able to run it (and for assistants)."""
         task.queue_version += 1
         entry = (-task.priority, next(self._seq), task.queue_version, task)
+        if not task.workers:
+            return  # nobody may run it (external data): not even assistants
         for worker in (*task.workers, ANY_WORKER):
             heapq.heappush(self._heaps.setdefault(worker, []), entry)
 

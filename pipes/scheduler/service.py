@@ -14,7 +14,7 @@ from typing import Any, Protocol
 from pipes.exceptions import BadRequest
 from pipes.scheduler import views
 from pipes.scheduler.core import Changes, Scheduler
-from pipes.scheduler.model import TaskSpec
+from pipes.scheduler.model import Status, TaskSpec
 
 API_VERSION = 1
 MAX_BATCH = 100_000
@@ -29,6 +29,9 @@ class Store(Protocol):
 
     def history(self, task_id: str) -> list[dict[str, Any]]:
         """Status changes of one task, oldest first."""
+
+    def prune_history(self, before: float) -> None:
+        """Forget history older than `before`."""
 
 
 @dataclass(frozen=True)
@@ -81,7 +84,7 @@ class Service:
                 self._field_setter("tracking_url"), {**TASK_ID, "url": Field(str)}
             ),
             "task_list": Method(
-                lambda **query: views.task_list(core, views.TaskQuery(**query)),
+                self._task_list,
                 {
                     "status": OPTIONAL_STR,
                     "family": OPTIONAL_STR,
@@ -150,6 +153,12 @@ class Service:
 
     def _action(self, transition: Callable[[str, float], None]) -> Callable[[str], None]:
         return lambda task_id: transition(task_id, self.clock())
+
+    def _task_list(self, **query: Any) -> dict[str, Any]:
+        status = query.get("status")
+        if status is not None and status not in Status.__members__:
+            raise BadRequest(f"task_list: unknown status {status!r}")
+        return views.task_list(self.core, views.TaskQuery(**query))
 
     def _task_detail(self, task_id: str) -> dict[str, Any]:
         return views.task_detail(self.core, task_id, self.store.history(task_id))

@@ -6,6 +6,7 @@ that was acknowledged. On start, load() gives back the records for Scheduler.res
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import sqlite3
@@ -16,6 +17,7 @@ from pipes.scheduler.core import Changes
 from pipes.scheduler.model import Status, TaskRecord
 
 FORMAT_VERSION = 1
+_WAY_OUT = "; refusing to start (move it away, or pass --reset-state to discard it)"
 _FIELDS = (
     "family",
     "module",
@@ -90,6 +92,15 @@ class MemoryStore:
         """Status changes of one task, oldest first."""
         return list(self._history.get(task_id, ()))
 
+    def prune_history(self, before: float) -> None:
+        """Forget history older than `before`."""
+        for task_id, entries in list(self._history.items()):
+            kept = [e for e in entries if e["time"] >= before]
+            if kept:
+                self._history[task_id] = kept
+            else:
+                del self._history[task_id]
+
 
 def _event_dict(event: Any) -> dict[str, Any]:
     return {
@@ -106,30 +117,52 @@ class SqliteStore:
     def __init__(self, path: str) -> None:
         self.path = path
         self._db: sqlite3.Connection | None = None
+        self._lock: int | None = None
 
     def open(self, reset: bool = False) -> None:
-        """Open (creating if needed) the state file; reset=True discards what it held."""
+        """Open (creating if needed) the state file; reset=True discards what it held.
+
+        Only one pipesd may use a state file: a second one gets a StoreError.
+        """
+        self._take_lock()
         if reset:
             for suffix in ("", "-wal", "-shm"):
                 if os.path.exists(self.path + suffix):
                     os.remove(self.path + suffix)
+            self._release_lock()
+            self._take_lock()  # on the new, empty file
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._check_format()  # before any write, so a refused file is left as it was
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")  # durable across process crashes
-            self._check_format()
         except sqlite3.DatabaseError as err:
+            self.close()
+            raise StoreError(f"state file {self.path} is unreadable ({err}){_WAY_OUT}") from err
+        except StoreError:
+            self.close()
+            raise
+
+    def _take_lock(self) -> None:
+        try:  # flock on the file itself: independent of SQLite's own fcntl locks
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as err:
+            raise StoreError(f"cannot open state file {self.path}: {err.strerror}") from err
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
             raise StoreError(
-                f"state file {self.path} is unreadable ({err}); refusing to start "
-                "(move it away, or pass --reset-state to discard it)"
-            ) from err
+                f"state file {self.path} is in use by another pipesd; refusing to start"
+            ) from None
+        self._lock = fd
 
     def _check_format(self) -> None:
         db = self._conn
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
         if "meta" not in tables:
             if tables:
-                raise StoreError(f"state file {self.path} is not a pipesd state file")
+                raise StoreError(f"state file {self.path} is not a pipesd state file{_WAY_OUT}")
             db.executescript(_SCHEMA)
             db.execute("INSERT INTO meta VALUES ('format', ?)", (str(FORMAT_VERSION),))
             return
@@ -138,7 +171,7 @@ class SqliteStore:
         if version != FORMAT_VERSION:
             raise StoreError(
                 f"state file {self.path} has format {version}, this pipesd reads format "
-                f"{FORMAT_VERSION}; refusing to start (pass --reset-state to discard it)"
+                f"{FORMAT_VERSION}{_WAY_OUT}"
             )
 
     @property
@@ -158,7 +191,7 @@ class SqliteStore:
                 if key.startswith("setting:")
             }
         except (sqlite3.DatabaseError, ValueError, KeyError, TypeError) as err:
-            raise StoreError(f"state file {self.path} is corrupt: {err}") from err
+            raise StoreError(f"state file {self.path} is corrupt ({err}){_WAY_OUT}") from err
         return records, settings
 
     def commit(self, changes: Changes) -> None:
@@ -204,3 +237,9 @@ class SqliteStore:
         if self._db is not None:
             self._db.close()
             self._db = None
+        self._release_lock()
+
+    def _release_lock(self) -> None:
+        if self._lock is not None:
+            os.close(self._lock)  # releases the flock
+            self._lock = None

@@ -11,6 +11,7 @@ from pipes.scheduler.model import Status, TaskRecord
 
 MAX_PAGE = 1000
 MAX_GRAPH_NODES = 500
+MAX_GRAPH_DEPTH = 50
 
 
 @dataclass(frozen=True)
@@ -74,12 +75,14 @@ def graph(core: Scheduler, task_id: str, depth: int = 3) -> dict[str, Any]:
     seen = {task_id: 0}
     frontier = [task_id]
     truncated = False
-    for level in range(1, depth + 1):
+    level = 0
+    while frontier and level < min(depth, MAX_GRAPH_DEPTH):
+        level += 1
         found = []
         for current in frontier:
             record = core.tasks[current]
             for neighbour in itertools.chain(record.deps, record.dependents):
-                if neighbour in seen:
+                if neighbour in seen or neighbour not in core.tasks:
                     continue
                 if len(seen) >= MAX_GRAPH_NODES:
                     truncated = True
@@ -87,6 +90,7 @@ def graph(core: Scheduler, task_id: str, depth: int = 3) -> dict[str, Any]:
                 seen[neighbour] = level
                 found.append(neighbour)
         frontier = found
+    truncated = truncated or bool(frontier and level < depth)
     nodes = [{**_brief(core, node), "distance": distance} for node, distance in seen.items()]
     edges = [
         {"from": node, "to": dep}

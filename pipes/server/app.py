@@ -46,7 +46,7 @@ class _JSONHandler(tornado.web.RequestHandler):
     def write_json(self, value: Any, status: int = 200) -> None:
         self.set_status(status)
         self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps(value, separators=(",", ":")))
+        self.finish(json.dumps(value, separators=(",", ":"), allow_nan=False))
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc_info = kwargs.get("exc_info")
@@ -57,9 +57,18 @@ class _JSONHandler(tornado.web.RequestHandler):
             message = self._reason
         self.write_json({"error": message}, status_code)
 
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        if not isinstance(value, tornado.web.HTTPError):  # 4xx are logged once, by _log_request
+            super().log_exception(typ, value, tb)
 
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+@tornado.web.stream_request_body
 class RPCHandler(_JSONHandler):
-    """One RPC call: authenticate, parse, run through the service, answer JSON."""
+    """One RPC call: authenticate, read a bounded body, run it through the service, answer."""
 
     def initialize(
         self, service: Service, options: ServerOptions, latency: LatencyHistogram
@@ -67,15 +76,31 @@ class RPCHandler(_JSONHandler):
         self.service = service
         self.options = options
         self.latency = latency
+        self._chunks: list[bytes] = []
+        self._size = 0
+
+    def prepare(self) -> None:
+        if self.request.method != "POST":
+            return
+        self._authorize(self.path_args[0])
+        declared = self.request.headers.get("Content-Length")
+        if declared is not None and declared.isdigit():
+            self._check_size(int(declared))
+
+    def data_received(self, chunk: bytes) -> None:
+        self._size += len(chunk)
+        self._check_size(self._size)
+        self._chunks.append(chunk)
+
+    def _check_size(self, size: int) -> None:
+        limit = self.options.max_body_bytes
+        if size > limit:
+            raise tornado.web.HTTPError(413, "request body larger than %d bytes", limit)
 
     def post(self, method: str) -> None:
-        self._authorize(method)
-        if len(self.request.body) > self.options.max_body_bytes:
-            raise tornado.web.HTTPError(
-                413, "request body larger than %d bytes", self.options.max_body_bytes
-            )
+        raw = b"".join(self._chunks)
         try:
-            body = json.loads(self.request.body or b"{}")
+            body = json.loads(raw or b"{}", parse_constant=_reject_constant)
         except (ValueError, UnicodeDecodeError) as err:
             raise tornado.web.HTTPError(400, "malformed JSON body: %s", err) from None
         started = time.perf_counter()
@@ -96,10 +121,11 @@ class RPCHandler(_JSONHandler):
         token = self.options.token
         if not token or (self.options.public_read and method in READ_ONLY):
             return
-        given = self.request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        header = self.request.headers.get("Authorization", "")
+        given = header.removeprefix("Bearer ") if header.startswith("Bearer ") else ""
         if not hmac.compare_digest(given.encode(), token.encode()):
             raise tornado.web.HTTPError(
-                401, "missing or wrong token (send Authorization: Bearer ...)"
+                401, "missing or wrong token (send Authorization: Bearer <token>)"
             )
 
 

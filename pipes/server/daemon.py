@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 import time
 from dataclasses import dataclass
 
@@ -13,7 +14,7 @@ import tornado.httpserver
 import tornado.ioloop
 import tornado.netutil
 
-from pipes.exceptions import PipesError, UsageError
+from pipes.exceptions import UsageError
 from pipes.scheduler.core import Scheduler
 from pipes.scheduler.model import Policy
 from pipes.scheduler.service import Service
@@ -47,19 +48,25 @@ def open_service(
     return Service(core, store, time.time), store
 
 
+def bind(options: DaemonOptions) -> list[socket.socket]:
+    """Listening sockets for the address and port; UsageError when they can't be had."""
+    try:
+        return tornado.netutil.bind_sockets(options.port, options.address)
+    except OSError as err:
+        where = f"{options.address}:{options.port}"
+        raise UsageError(f"cannot listen on {where}: {err.strerror or err}") from err
+
+
 async def serve(
-    service: Service, store: SqliteStore, options: DaemonOptions, server_options: ServerOptions
+    service: Service,
+    sockets: list[socket.socket],
+    options: DaemonOptions,
+    server_options: ServerOptions,
 ) -> None:
     """Serve the API until SIGTERM or SIGINT, pruning workers and history periodically."""
     app = make_app(service, server_options)
-    server = tornado.httpserver.HTTPServer(
-        app, max_body_size=server_options.max_body_bytes + 1024, xheaders=False
-    )
-    try:
-        sockets = tornado.netutil.bind_sockets(options.port, options.address)
-    except OSError as err:
-        where = f"{options.address}:{options.port}"
-        raise UsageError(f"cannot listen on {where}: {err.strerror}") from err
+    # RPCHandler enforces the real body limit itself, so clients get a JSON 413.
+    server = tornado.httpserver.HTTPServer(app, max_body_size=2**40)
     server.add_sockets(sockets)
     port = sockets[0].getsockname()[1]
     logger.info("pipesd %d listening on http://%s:%d", os.getpid(), options.address, port)
@@ -69,30 +76,33 @@ async def serve(
         loop.add_signal_handler(sig, stop.set)
     interval = max(0.2, min(service.core.policy.worker_disconnect_delay / 4, 10.0))
     pruner = tornado.ioloop.PeriodicCallback(
-        lambda: _housekeeping(service, store, options), interval * 1000
+        lambda: _housekeeping(service, options), interval * 1000
     )
     pruner.start()
     await stop.wait()
     logger.info("pipesd stopping")
     pruner.stop()
     server.stop()
-    store.close()
 
 
-def _housekeeping(service: Service, store: SqliteStore, options: DaemonOptions) -> None:
+def _housekeeping(service: Service, options: DaemonOptions) -> None:
     try:
         service.call("prune", {})
-        store.prune_history(time.time() - options.history_days * 86400)
-    except PipesError:
+        service.store.prune_history(time.time() - options.history_days * 86400)
+    except Exception:  # keep serving: the next round tries again
         logger.exception("housekeeping failed; will try again")
 
 
 def run(
-    options: DaemonOptions, policy: Policy, resources: dict[str, int], server_options: ServerOptions
+    options: DaemonOptions,
+    sockets: list[socket.socket],
+    policy: Policy,
+    resources: dict[str, int],
+    server_options: ServerOptions,
 ) -> None:
-    """Open state and serve in the foreground until stopped."""
+    """Open state and serve on the bound sockets in the foreground until stopped."""
     service, store = open_service(options, policy, resources)
     try:
-        asyncio.run(serve(service, store, options, server_options))
+        asyncio.run(serve(service, sockets, options, server_options))
     finally:
         store.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import Any
 
 from pipes.exceptions import PipesError
 from pipes.scheduler.api import SchedulerAPI
@@ -14,9 +15,12 @@ logger = logging.getLogger("pipes.worker")
 class KeepAlive:
     """Pings every `interval` seconds between start() and stop()."""
 
-    def __init__(self, scheduler: SchedulerAPI, worker_id: str, interval: float) -> None:
+    def __init__(
+        self, scheduler: SchedulerAPI, worker_id: str, info: dict[str, Any], interval: float
+    ) -> None:
         self.scheduler = scheduler
         self.worker_id = worker_id
+        self.info = info
         self.interval = interval
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -29,7 +33,8 @@ class KeepAlive:
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             try:
-                self.scheduler.ping(self.worker_id)
+                # add_worker, not ping: a restarted daemon relearns who we are (assistant...)
+                self.scheduler.add_worker(self.worker_id, self.info)
             except PipesError as err:  # the main loop reports lasting trouble; keep trying
                 logger.warning("ping failed: %s", err)
 

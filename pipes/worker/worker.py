@@ -89,7 +89,7 @@ class Worker:
         self.scheduler.add_worker(self.worker_id, self.info())
         child.known_tasks = self.graph.tasks  # what children forked from now on can look up
         runner = Runner(self.options.runner, self.scheduler.set_task_field)
-        pinger = KeepAlive(self.scheduler, self.worker_id, self.options.ping_interval)
+        pinger = KeepAlive(self.scheduler, self.worker_id, self.info(), self.options.ping_interval)
         pinger.start()
         previous = self._install_signals()
         try:
@@ -148,7 +148,7 @@ class Worker:
         if self.options.assistant:
             return True
         outlook = self.scheduler.outlook(self.worker_id)
-        if outlook["running_elsewhere"]:
+        if outlook["running_elsewhere"] or outlook["ready"]:  # ready: held back by resources
             return True
         return self.options.keep_alive and bool(outlook["pending"] or outlook["waiting_for_retry"])
 
