@@ -46,7 +46,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--background", action="store_true", help="detach and run as a daemon")
     p.add_argument("--pidfile", help="with --background: write the daemon's pid here")
     p.add_argument("--config", help="read this config file after the usual ones")
-    p.add_argument("--log-level", type=str.upper, default=None)
+    p.add_argument(
+        "--log-level",
+        type=str.upper,
+        default=None,
+        choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
+    )
     return p
 
 

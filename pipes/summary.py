@@ -17,6 +17,7 @@ class Outcome(enum.StrEnum):
 
     ALREADY_DONE = "already done"
     RAN = "ran"
+    DONE_ELSEWHERE = "done by another worker"
     FAILED = "failed"
     SCHEDULING_ERROR = "scheduling error"
     MISSING_EXTERNAL = "missing external data"
@@ -33,6 +34,7 @@ EXIT_CODES = {  # the first outcome present picks the exit code of an unsuccessf
     Outcome.UPSTREAM_MISSING: ExitCode.MISSING_EXTERNAL,
     Outcome.NOT_RUN: ExitCode.NOT_RUN,
 }
+_SUCCESS = {Outcome.ALREADY_DONE, Outcome.RAN, Outcome.DONE_ELSEWHERE}
 _FAILED_KINDS = {Outcome.FAILED, Outcome.SCHEDULING_ERROR, Outcome.UPSTREAM_FAILED}
 _MISSING_KINDS = {Outcome.MISSING_EXTERNAL, Outcome.UPSTREAM_MISSING}
 
@@ -49,7 +51,7 @@ class RunResult:
 
     def __bool__(self) -> bool:
         return self.scheduling_succeeded and all(
-            self.outcomes.get(t.task_id) in (Outcome.ALREADY_DONE, Outcome.RAN) for t in self.roots
+            self.outcomes.get(t.task_id) in _SUCCESS for t in self.roots
         )
 
     def of(self, outcome: Outcome) -> list[Task]:
@@ -120,7 +122,10 @@ class RunResult:
 
 
 def classify(graph: WalkResult, ran: dict[str, str]) -> dict[str, Outcome]:
-    """Each walked task's outcome; `ran` maps task id to 'DONE' or 'FAILED'."""
+    """Each walked task's outcome; `ran` maps task id to 'DONE' or 'FAILED'.
+
+    A task this worker did not run but that is complete now was run by another worker.
+    """
     outcomes: dict[str, Outcome] = {}
     for task_id in graph.tasks:
         if task_id in graph.complete:
@@ -131,6 +136,8 @@ def classify(graph: WalkResult, ran: dict[str, str]) -> dict[str, Outcome]:
             outcomes[task_id] = Outcome.MISSING_EXTERNAL
         elif task_id in ran:
             outcomes[task_id] = Outcome.RAN if ran[task_id] == "DONE" else Outcome.FAILED
+        elif _complete_now(graph.tasks[task_id]):
+            outcomes[task_id] = Outcome.DONE_ELSEWHERE
     for task_id in graph.tasks:
         _blocked_reason(task_id, graph, outcomes)
     return {task_id: outcomes[task_id] for task_id in graph.tasks}
@@ -157,3 +164,10 @@ def _blocked_reason(start: str, graph: WalkResult, outcomes: dict[str, Outcome])
             outcomes[task_id] = Outcome.UPSTREAM_MISSING
         else:
             outcomes[task_id] = Outcome.NOT_RUN
+
+
+def _complete_now(task: Task) -> bool:
+    try:
+        return task.complete()
+    except Exception:  # the walk already reported it; here it only means "not done"
+        return False

@@ -13,6 +13,7 @@ import multiprocessing
 import os
 import signal
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
@@ -95,7 +96,14 @@ class Runner:
         process = self._context.Process(
             target=child.child_main, args=(child_end, self.options.check_outputs), daemon=True
         )
-        process.start()
+        with warnings.catch_warnings():
+            # The keep-alive thread runs while we fork. The child never touches the locks
+            # that thread uses (scheduler client, HTTP connection), and logging re-creates
+            # its locks at fork, so the deadlock this warns about cannot happen here.
+            warnings.filterwarnings(
+                "ignore", "This process .* is multi-threaded", DeprecationWarning
+            )
+            process.start()
         child_end.close()
         slot = _Child(process, parent_end)
         self._children.append(slot)
