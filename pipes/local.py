@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 # Fewer paths than this in one directory are stat'ed one by one: listing a directory of a
 # million files to answer two paths would cost more than it saves.
-_LIST_THRESHOLD = 4
+_LIST_THRESHOLD = 64  # fewer paths than this in a directory: stat each, do not list it
 
 # link() fails with these where the filesystem has no hard links; then we check, then rename.
 _NO_HARD_LINKS = {errno.EPERM, errno.EXDEV, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK}

@@ -308,14 +308,14 @@ def test_targets_exist_batches_local_targets_and_honours_exists_override(tmp_pat
     for i in range(10):
         write(tmp_path / f"t{i}")
     write(tmp_path / "t0.flag")
-    targets = [LocalTarget(tmp_path / f"t{i}") for i in range(20)]
+    targets = [LocalTarget(tmp_path / f"t{i}") for i in range(100)]
     flagged = [FlagTarget(tmp_path / "t0"), FlagTarget(tmp_path / "t1")]
     calls = []
     real_scandir = os.scandir
     monkeypatch.setattr(os, "scandir", lambda p=".": calls.append(p) or real_scandir(p))
     answers = targets_exist(targets + flagged)
     assert len(calls) == 1
-    assert [answers[t] for t in targets] == [i < 10 for i in range(20)]
+    assert [answers[t] for t in targets] == [i < 10 for i in range(100)]
     assert [answers[t] for t in flagged] == [True, False]
 
 

@@ -96,8 +96,10 @@ class Scheduler:
     def add_worker(self, worker: str, info: dict[str, Any], now: float) -> None:
         """Register (or refresh) a worker and what it says about itself."""
         record = self._worker(worker, now)
-        record.info.update(info)
-        record.assistant = bool(info.get("assistant", record.assistant))
+        if any(record.info.get(key) != value for key, value in info.items()):
+            record.info.update(info)
+            record.assistant = bool(record.info.get("assistant", False))
+            self._settings[f"worker:{worker}"] = record.info  # a restart remembers who it is
 
     def ping(self, worker: str, now: float) -> None:
         """Keep-alive from a worker."""
@@ -442,6 +444,7 @@ class Scheduler:
 
     def _drop_worker(self, worker: WorkerRecord, now: float) -> None:
         del self.workers[worker.worker_id]
+        self._settings[f"worker:{worker.worker_id}"] = None
         self._ready.forget_worker(worker.worker_id)
         for task_id in worker.running:
             task = self.tasks[task_id]
@@ -481,6 +484,10 @@ class Scheduler:
         """Rebuild derived state (dependents, counts, queues) from stored records."""
         self.resources = dict(settings.get("resources", self.resources))
         self.paused = bool(settings.get("paused", False))
+        for key, info in settings.items():
+            if key.startswith("worker:") and isinstance(info, dict):
+                record = self._worker(key.removeprefix("worker:"), now)
+                record.info, record.assistant = info, bool(info.get("assistant", False))
         for record in records:
             self.tasks[record.task_id] = record
         for record in records:

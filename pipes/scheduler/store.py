@@ -210,9 +210,14 @@ class SqliteStore:
                 "INSERT INTO history VALUES (?, ?, ?, ?, ?)",
                 [(e.task_id, str(e.status), e.worker, e.host, e.time) for e in changes.events],
             )
+            settings = changes.settings.items()
             db.executemany(
                 "INSERT OR REPLACE INTO meta VALUES (?, ?)",
-                [(f"setting:{k}", json.dumps(v)) for k, v in changes.settings.items()],
+                [(f"setting:{k}", json.dumps(v)) for k, v in settings if v is not None],
+            )
+            db.executemany(
+                "DELETE FROM meta WHERE key = ?",
+                [(f"setting:{k}",) for k, v in settings if v is None],
             )
             db.execute("COMMIT")
         except sqlite3.Error as err:

@@ -78,26 +78,27 @@ class RPCHandler(_JSONHandler):
         self.latency = latency
         self._chunks: list[bytes] = []
         self._size = 0
+        self._too_big = False
 
     def prepare(self) -> None:
         if self.request.method != "POST":
             return
         self._authorize(self.path_args[0])
-        declared = self.request.headers.get("Content-Length")
-        if declared is not None and declared.isdigit():
-            self._check_size(int(declared))
+        declared = self.request.headers.get("Content-Length", "")
+        self._too_big = declared.isdigit() and int(declared) > self.options.max_body_bytes
 
     def data_received(self, chunk: bytes) -> None:
+        # An oversize body is read and dropped, not refused mid-send: the client then
+        # reads the JSON 413 instead of meeting a reset connection.
         self._size += len(chunk)
-        self._check_size(self._size)
-        self._chunks.append(chunk)
-
-    def _check_size(self, size: int) -> None:
-        limit = self.options.max_body_bytes
-        if size > limit:
-            raise tornado.web.HTTPError(413, "request body larger than %d bytes", limit)
+        self._too_big = self._too_big or self._size > self.options.max_body_bytes
+        if not self._too_big:
+            self._chunks.append(chunk)
 
     def post(self, method: str) -> None:
+        if self._too_big:
+            limit = self.options.max_body_bytes
+            raise tornado.web.HTTPError(413, "request body larger than %d bytes", limit)
         raw = b"".join(self._chunks)
         try:
             body = json.loads(raw or b"{}", parse_constant=_reject_constant)

@@ -16,6 +16,7 @@ from pipes.event import Event
 from pipes.exceptions import PipesError
 from pipes.scheduler.model import Status
 from pipes.task import Task, flatten, is_external
+from pipes.worker.completion import CompletionChecker
 
 logger = logging.getLogger("pipes.worker")
 
@@ -73,28 +74,37 @@ def fire_event(task: Task, event: str, *args: Any) -> None:
         logger.exception("event handler for %s on %s raised; ignored", event, task)
 
 
-def walk(roots: list[Task], known: set[str] | frozenset[str] = frozenset()) -> WalkResult:
-    """Check and expand every task reachable from roots, skipping ids in `known`."""
+def walk(
+    roots: list[Task],
+    known: set[str] | frozenset[str] = frozenset(),
+    checker: CompletionChecker | None = None,
+) -> WalkResult:
+    """Check and expand every task reachable from roots, skipping ids in `known`.
+
+    Each task's requirements are checked for completeness together, before any is visited.
+    """
+    checker = checker or CompletionChecker()
     result = WalkResult()
     stack = list(reversed(roots))
     seen = set(known)
+    checker.prefetch(roots)
     while stack:
         task = stack.pop()
         if task.task_id in seen:
             continue
         seen.add(task.task_id)
         result.tasks[task.task_id] = task
-        deps = _visit(task, result)
-        for dep in reversed(deps):
-            if dep.task_id not in seen:
-                stack.append(dep)
+        deps = [dep for dep in _visit(task, result, checker) if dep.task_id not in seen]
+        checker.prefetch(deps)
+        stack.extend(reversed(deps))
+    checker.forget_negatives()
     return result
 
 
-def _visit(task: Task, result: WalkResult) -> list[Task]:
+def _visit(task: Task, result: WalkResult, checker: CompletionChecker) -> list[Task]:
     """Classify one task; returns the requirements still to walk."""
     try:
-        if task.complete():
+        if checker.complete(task):
             result.complete.add(task.task_id)
             result.specs.append(task_spec(task, Status.DONE))
             fire_event(task, Event.DEPENDENCY_PRESENT)

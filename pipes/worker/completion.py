@@ -1,0 +1,96 @@
+"""Deciding which tasks are complete, in bulk: one listing per directory, checks in parallel.
+
+Tasks that keep the default complete() ("all outputs exist") have their outputs checked
+together through FileSystem.exists_many, so 5,000 targets in one directory cost one listing.
+Tasks with their own complete() are checked on a thread pool (they often wait on a network).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import logging
+from collections.abc import Iterable
+
+from pipes.target import targets_exist
+from pipes.task import Task, WrapperTask, flatten
+
+logger = logging.getLogger("pipes.worker")
+
+
+def _default_complete(task: Task) -> bool:
+    return type(task).complete is Task.complete
+
+
+def _wrapper_complete(task: Task) -> bool:
+    return isinstance(task, WrapperTask) and type(task).complete is WrapperTask.complete
+
+
+class CompletionChecker:
+    """Answers task.complete() for a run, prefetching many answers at once.
+
+    Only positive answers outlive a walk: a task found incomplete may be run meanwhile.
+    """
+
+    def __init__(self, concurrency: int = 4) -> None:
+        self.concurrency = concurrency
+        self._known: dict[str, bool | BaseException] = {}
+
+    def complete(self, task: Task) -> bool:
+        """task.complete(), from the prefetched answers when there is one; may raise."""
+        answer = self._known.get(task.task_id)
+        if answer is None:
+            answer = self._compute(task)
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+    def _compute(self, task: Task) -> bool | BaseException:
+        try:
+            if _wrapper_complete(task):
+                answer: bool | BaseException = all(self.complete(dep) for dep in task.deps())
+            else:
+                answer = bool(task.complete())
+        except Exception as err:
+            answer = err
+        self._known[task.task_id] = answer
+        return answer
+
+    def prefetch(self, tasks: Iterable[Task]) -> None:
+        """Work out completeness of many tasks together (errors are kept per task)."""
+        todo = {t.task_id: t for t in tasks if t.task_id not in self._known}
+        wrappers = [t for t in todo.values() if _wrapper_complete(t)]
+        for wrapper in wrappers:  # a wrapper is complete when its requirements are
+            try:
+                self.prefetch(wrapper.deps())
+            except Exception:  # complete() will meet the same error and keep it
+                continue
+        plain = [t for t in todo.values() if _default_complete(t)]
+        custom = [t for t in todo.values() if not _default_complete(t) and t not in wrappers]
+        self._prefetch_outputs(plain)
+        self._prefetch_custom(custom)
+
+    def _prefetch_outputs(self, tasks: list[Task]) -> None:
+        outputs: dict[str, list] = {}
+        for task in tasks:
+            try:
+                outputs[task.task_id] = flatten(task.output())
+            except Exception as err:
+                self._known[task.task_id] = err
+        try:
+            exists = targets_exist(t for targets in outputs.values() for t in targets)
+        except Exception as err:  # answer task by task instead, so errors land on one task
+            logger.debug("bulk existence check failed (%s); checking one by one", err)
+            return
+        for task_id, targets in outputs.items():
+            self._known[task_id] = bool(targets) and all(exists[t] for t in targets)
+
+    def _prefetch_custom(self, tasks: list[Task]) -> None:
+        if self.concurrency <= 1 or len(tasks) <= 1:
+            return  # complete() computes each one when asked
+        with cf.ThreadPoolExecutor(min(self.concurrency, len(tasks)), "pipes-complete") as pool:
+            for task, answer in zip(tasks, pool.map(self._compute, tasks), strict=True):
+                self._known[task.task_id] = answer
+
+    def forget_negatives(self) -> None:
+        """Drop 'incomplete' answers (and errors): they may change once tasks run."""
+        self._known = {k: v for k, v in self._known.items() if v is True}
