@@ -24,6 +24,7 @@ from pipes.interface import execute
 from pipes.parameter import Parameter, ParameterVisibility
 from pipes.summary import RunResult
 from pipes.task import Config, Task
+from pipes.worker.worker import WorkerTerminated
 
 GLOBAL_WITH_VALUE = {"--module", "--workers", "--log-level", "--scheduler-url"}
 GLOBAL_FLAGS = {
@@ -313,7 +314,13 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     except KeyboardInterrupt:
         print("pipes: interrupted", file=sys.stderr)
         sys.exit(ExitCode.INTERRUPTED)
-    print(result.summary_text())
+    except WorkerTerminated:
+        print("pipes: terminated by SIGTERM; running tasks were stopped", file=sys.stderr)
+        sys.exit(ExitCode.TERMINATED)
+    try:
+        print(result.summary_text())
+    except BrokenPipeError:  # `pipes ... | head`: the reader left; the exit code still counts
+        sys.stdout = None  # type: ignore[assignment]
     sys.exit(result.exit_code)
 
 

@@ -9,6 +9,7 @@ Differs from luigi: a file named in PIPES_CONFIG_PATH that does not exist is a C
 from __future__ import annotations
 
 import configparser
+import datetime
 import json
 import os
 import re
@@ -78,7 +79,9 @@ def _toml_value(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (list, dict)):
-        return json.dumps(value)
+        return json.dumps(value, default=str)  # TOML dates and times become ISO strings
+    if isinstance(value, (datetime.date, datetime.time)):
+        return value.isoformat()
     return str(value)
 
 

@@ -21,3 +21,4 @@ class ExitCode(enum.IntEnum):
     NOT_RUN = 7  # tasks stayed pending: upstream failed, disabled, or run elsewhere
     SCHEDULER_UNAVAILABLE = 8  # the configured pipesd could not be reached or refused a call
     INTERRUPTED = 130  # stopped by SIGINT
+    TERMINATED = 143  # stopped by SIGTERM

@@ -97,7 +97,8 @@ class RunResult:
         """Counts per outcome with task ids, then a one-line verdict."""
         if detailed is None:
             detailed = self.detailed_summary
-        lines = [f"pipes summary: {len(self.outcomes)} tasks scheduled"]
+        count = len(self.outcomes)
+        lines = [f"pipes summary: {count} task{'' if count == 1 else 's'} scheduled"]
         for outcome in Outcome:
             tasks = self.of(outcome)
             if not tasks:

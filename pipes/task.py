@@ -388,9 +388,12 @@ def _resolve_one(family: str, name: str, param: Parameter, given: dict[str, Any]
             place = config.where(section, option)
             raise ParameterError(f"{where}: {err}, set in {place}") from None
     if param.has_default:
-        return param.default
+        try:
+            return param.default
+        except ParameterError as err:
+            raise ParameterError(f"{where}: bad default: {err}") from None
     flag = name.replace("_", "-")
-    raise ParameterError(f"missing {where} (give --{flag} or set [{family}] {name})")
+    raise ParameterError(f"missing {where} (give --{family}-{flag} or set [{family}] {name})")
 
 
 def iter_tasks(struct: Any) -> Iterator[Task]:

@@ -286,7 +286,7 @@ def test_missing_param_raises_naming_flag_and_config_section(cfg):
         Needs()
     message = str(err.value)
     assert "missing parameter input_path of task Needs" in message
-    assert "--input-path" in message
+    assert "--Needs-input-path" in message
     assert "[Needs] input_path" in message
 
 

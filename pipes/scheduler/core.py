@@ -308,6 +308,10 @@ class Scheduler:
             }
         return reply
 
+    def _fits(self, task: TaskRecord) -> bool:
+        """Whether the task could ever run: it asks for no more than each resource has."""
+        return all(amount <= self.resources.get(n, 1) for n, amount in task.resources.items())
+
     def _resources_free(self, task: TaskRecord) -> bool:
         return all(
             self._used.get(name, 0) + amount <= self.resources.get(name, 1)
@@ -354,7 +358,9 @@ class Scheduler:
                 continue
             if task.status == Status.PENDING:
                 counts["pending"] += 1
-                counts["ready"] += self._is_ready(task) and worker in task.workers
+                counts["ready"] += (
+                    self._is_ready(task) and worker in task.workers and self._fits(task)
+                )
             elif task.status in (Status.RUNNING, Status.BATCH_RUNNING):
                 counts["running"] += 1
                 counts["running_elsewhere"] += task.worker_running != worker

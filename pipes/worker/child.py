@@ -76,6 +76,7 @@ def child_main(conn: Connection, check_outputs: bool) -> None:
     os.setpgid(0, 0)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker decides what a Ctrl-C stops
     signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the worker's handler: just stop
     while True:
         try:
             request = conn.recv()

@@ -183,12 +183,16 @@ class Runner:
         self._children.remove(slot)
         slot.conn.close()
 
-    def _kill(self, slot: _Child, sig: int = signal.SIGKILL) -> None:
-        try:
-            os.killpg(slot.process.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            slot.process.kill()
-        slot.process.join(5.0)
+    def _kill(self, slot: _Child, sig: int = signal.SIGKILL, grace: float = 5.0) -> None:
+        """Signal the child's whole process group; SIGKILL it if it outlives `grace`."""
+        for current in (sig, signal.SIGKILL):
+            try:
+                os.killpg(slot.process.pid, current)
+            except (ProcessLookupError, PermissionError):
+                slot.process.kill()
+            slot.process.join(grace)
+            if slot.process.exitcode is not None:
+                return
 
     def _too_big(self, slot: _Child) -> bool:
         try:
@@ -211,7 +215,7 @@ class Runner:
         finished: Finished = []
         for slot in list(self._children):
             if slot.execution is not None and sig is not None:
-                self._kill(slot, sig)
+                self._kill(slot, signal.SIGTERM)  # children ignore SIGINT: the worker decides
                 message = f"stopped by {signal.Signals(sig).name} while running"
                 finished.append((slot.execution, Outcome(slot.execution.task, "FAILED", message)))
                 self._children.remove(slot)
