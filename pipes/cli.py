@@ -24,6 +24,7 @@ from pipes.interface import execute
 from pipes.parameter import Parameter, ParameterVisibility
 from pipes.summary import RunResult
 from pipes.task import Config, Task
+from pipes.tools.deps import dependency_tree, dry_run
 from pipes.worker.worker import WorkerTerminated
 
 GLOBAL_WITH_VALUE = {"--module", "--workers", "--log-level", "--scheduler-url"}
@@ -34,6 +35,7 @@ GLOBAL_FLAGS = {
     "-h",
     "--help-all",
     "--assistant",
+    "--dry-run",
 }
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -65,6 +67,9 @@ def _global_parser(add_help: bool) -> _Parser:
     group.add_argument("--log-level", type=str.upper, choices=LOG_LEVELS, help="default: INFO")
     group.add_argument(
         "--detailed-summary", action="store_true", help="list every task in the summary"
+    )
+    group.add_argument(
+        "--dry-run", action="store_true", help="print the tasks a run would run, run nothing"
     )
     group.add_argument(
         "--assistant",
@@ -231,7 +236,8 @@ def run(argv: Sequence[str] | None = None) -> RunResult:
     argv = list(sys.argv[1:] if argv is None else argv)
     if os.getcwd() not in sys.path:  # like `python -m`: the user's modules sit in the cwd
         sys.path.insert(0, os.getcwd())
-    name, rest = split_task_name(argv)
+    show_deps = bool(argv) and argv[0] == "deps"  # `pipes deps ...`: the tree, run nothing
+    name, rest = split_task_name(argv[1:] if show_deps else argv)
     options, _ = _global_parser(add_help=True).parse_known_args(rest)
     if options.module:
         import_module(options.module)
@@ -255,6 +261,9 @@ def run(argv: Sequence[str] | None = None) -> RunResult:
     configure_logging(namespace.log_level)
     with overrides.cmdline_values(_collect_values(namespace)):
         root = cls()
+        if show_deps or namespace.dry_run:
+            print(dependency_tree(root) if show_deps else dry_run(root))
+            raise SystemExit(0)
         result = execute(
             [root], namespace.workers, namespace.local_scheduler, namespace.scheduler_url
         )

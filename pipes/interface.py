@@ -86,6 +86,8 @@ def worker_options(workers: int | None = None, assistant: bool = False) -> Worke
         keep_alive=config.getboolean("worker", "keep_alive", False),
         ping_interval=config.getfloat("worker", "ping_interval", 5.0),
         assistant=assistant,
+        check_complete_concurrency=config.getint("worker", "check_complete_concurrency", 4),
+        cache_task_completion=config.getboolean("worker", "cache_task_completion", True),
     )
 
 

@@ -19,6 +19,7 @@ from pipes.scheduler.api import SchedulerAPI
 from pipes.task import Task
 from pipes.task_register import get_task_cls
 from pipes.worker import child
+from pipes.worker.completion import CompletionChecker
 from pipes.worker.execute import Execution, Outcome
 from pipes.worker.keepalive import KeepAlive
 from pipes.worker.runner import Runner, RunnerOptions
@@ -38,6 +39,8 @@ class WorkerOptions:
     keep_alive: bool = False
     ping_interval: float = 5.0
     assistant: bool = False  # also run tasks other workers added, loading them by family
+    check_complete_concurrency: int = 4
+    cache_task_completion: bool = True  # remember "complete" answers for the whole run
 
     @property
     def workers(self) -> int:
@@ -60,6 +63,7 @@ class Worker:
         self.ran: dict[str, Outcome] = {}
         self._executions: dict[str, Execution] = {}
         self._running: list[Execution] = []
+        self.checker = CompletionChecker(self.options.check_complete_concurrency)
         self.stopping = False
 
     def info(self) -> dict[str, Any]:
@@ -75,7 +79,9 @@ class Worker:
     def add(self, roots: list[Task]) -> WalkResult:
         """Walk the DAG from roots and send every task found to the scheduler in batches."""
         self.scheduler.add_worker(self.worker_id, self.info())
-        found = walk(roots, known=set(self.graph.tasks))
+        if not self.options.cache_task_completion:
+            self.checker = CompletionChecker(self.options.check_complete_concurrency)
+        found = walk(roots, known=set(self.graph.tasks), checker=self.checker)
         self._send(found.specs)
         self.graph.merge(found)
         return found

@@ -1,0 +1,509 @@
+"""The worker's child processes: parallel runs, isolation, timeouts, crashes, logs and signals.
+
+Every test here runs tasks in real child processes; run() reports back through files, since
+it does not share memory with the test.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import pipes
+from pipes import Event
+from pipes import config as pipes_config
+from pipes.scheduler.local import LocalScheduler
+from pipes.worker.runner import RunnerOptions
+from pipes.worker.worker import Worker, WorkerOptions
+
+
+@pytest.fixture(autouse=True)
+def cfg(monkeypatch):
+    """An empty process config for each test (no pipes.cfg from the cwd), restored afterwards."""
+    monkeypatch.setattr(pipes_config, "_config", pipes_config.Config())
+    return pipes_config.get_config()
+
+
+def wait_for(predicate, timeout=10.0):
+    """True once predicate() is true; False after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def is_running(pid):
+    """Whether a process with this pid exists and is not a zombie waiting to be reaped."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def gone(pid, timeout=5.0):
+    """True once the process is gone (polling, since a killed process takes a moment to go)."""
+    return wait_for(lambda: not is_running(pid), timeout)
+
+
+def write(target, text="ok"):
+    with target.open("w") as f:
+        f.write(text)
+
+
+def pid_in(path):
+    return int(Path(path).read_text())
+
+
+# ----- parallelism and where run() executes --------------------------------------------------
+
+
+def test_workers_two_run_sleep_tasks_overlapping_in_two_children_when_both_are_ready(tmp_path):
+    class OverlapSleeper(pipes.Task):
+        n = pipes.IntParameter()
+
+        def output(self):
+            return pipes.LocalTarget(tmp_path / f"sleep{self.n}")
+
+        def run(self):
+            (tmp_path / f"s{self.n}.pid").write_text(str(os.getpid()))
+            (tmp_path / f"s{self.n}.start").write_text(repr(time.time()))
+            # sleep until the peer has started (bounded), so a serial run shows no overlap
+            wait_for(lambda: (tmp_path / f"s{1 - self.n}.start").exists(), timeout=3)
+            time.sleep(0.2)
+            (tmp_path / f"s{self.n}.end").write_text(repr(time.time()))
+            write(self.output())
+
+    class OverlapBoth(pipes.WrapperTask):
+        def requires(self):
+            return [OverlapSleeper(0), OverlapSleeper(1)]
+
+    assert pipes.build([OverlapBoth()], workers=2)
+    s0, e0, s1, e1 = (
+        float((tmp_path / f"s{n}.{edge}").read_text()) for n in (0, 1) for edge in ("start", "end")
+    )
+    assert s0 < e1 and s1 < e0
+    pids = {pid_in(tmp_path / f"s{n}.pid") for n in (0, 1)}
+    assert len(pids) == 2
+    assert os.getpid() not in pids
+
+
+@pytest.mark.parametrize(
+    ("workers", "force", "in_child"),
+    [(2, "false", True), (1, "true", True), (1, "false", False)],
+    ids=["workers2", "force_multiprocessing", "one_worker_inline"],
+)
+def test_run_executes_in_child_process_when_workers_above_one_or_forced(
+    tmp_path, cfg, workers, force, in_child
+):
+    cfg.set("worker", "force_multiprocessing", force)
+
+    class WherePid(pipes.Task):
+        def output(self):
+            return pipes.LocalTarget(tmp_path / "where.pid")
+
+        def run(self):
+            write(self.output(), str(os.getpid()))
+
+    assert pipes.build([WherePid()], workers=workers)
+    ran_in = pid_in(tmp_path / "where.pid")
+    assert (ran_in != os.getpid()) is in_child
+
+
+# ----- timeouts ---------------------------------------------------------------------------------
+
+
+def hanging_task_class(tmp_path, worker_timeout):
+    """A task that starts a `sleep 1000` grandchild, records both pids, then sleeps forever."""
+
+    class HangsForever(pipes.Task):
+        def output(self):
+            return pipes.LocalTarget(tmp_path / "never")
+
+        def run(self):
+            (tmp_path / "child.pid").write_text(str(os.getpid()))
+            grandchild = subprocess.Popen(["sleep", "1000"])
+            (tmp_path / "grandchild.pid").write_text(str(grandchild.pid))
+            while True:
+                time.sleep(0.05)
+
+    HangsForever.worker_timeout = worker_timeout
+    timeouts = []
+
+    @HangsForever.event_handler(Event.TIMEOUT)
+    def record(task, message):
+        timeouts.append((os.getpid(), message))
+
+    return HangsForever, timeouts
+
+
+def assert_timed_out_and_killed(tmp_path, task_cls, timeouts, result):
+    task = task_cls()
+    assert not result
+    assert result.failed == [task]
+    assert result.exit_code == pipes.ExitCode.TASK_FAILED
+    assert "timed out" in result.errors[task.task_id]
+    child_pid = pid_in(tmp_path / "child.pid")
+    grandchild_pid = pid_in(tmp_path / "grandchild.pid")
+    assert child_pid != os.getpid()
+    assert gone(child_pid), f"child {child_pid} still running"
+    assert gone(grandchild_pid), f"grandchild {grandchild_pid} still running"
+    # the handler ran in this (the worker's) process: a child could not append to this list
+    assert len(timeouts) == 1
+    assert timeouts[0][0] == os.getpid()
+    assert "timed out" in timeouts[0][1]
+
+
+def test_timeout_kills_task_and_its_grandchild_when_task_worker_timeout_passes(tmp_path):
+    task_cls, timeouts = hanging_task_class(tmp_path, worker_timeout=1)
+    result = pipes.build([task_cls()], workers=1)
+    assert_timed_out_and_killed(tmp_path, task_cls, timeouts, result)
+
+
+def test_timeout_kills_task_and_its_grandchild_when_worker_timeout_config_passes(tmp_path, cfg):
+    cfg.set("worker", "timeout", "1")
+    task_cls, timeouts = hanging_task_class(tmp_path, worker_timeout=None)
+    result = pipes.build([task_cls()], workers=1)
+    assert_timed_out_and_killed(tmp_path, task_cls, timeouts, result)
+
+
+def test_timeout_is_retried_by_policy_until_task_is_disabled_when_retry_count_reached(tmp_path):
+    class TimesOutEachTry(pipes.Task):
+        worker_timeout = 0.5
+        retry_count = 2
+        retry_delay = 0
+
+        def output(self):
+            return pipes.LocalTarget(tmp_path / "never")
+
+        def run(self):
+            with (tmp_path / "attempts").open("a") as f:
+                f.write("x")
+            time.sleep(100)
+
+    scheduler = LocalScheduler()
+    worker = Worker(scheduler, WorkerOptions(wait_interval=0.01, keep_alive=True))
+    worker.add([TimesOutEachTry()])
+    worker.run()
+    assert (tmp_path / "attempts").read_text() == "xx"
+    [listed] = scheduler.task_list()["tasks"]
+    assert listed["status"] == "DISABLED"
+    assert listed["failures"] == 2
+    assert "timed out" in listed["error"]
+
+
+# ----- children that die ------------------------------------------------------------------------
+
+
+def crash_run(tmp_path, crash):
+    """A root needing a task that half-writes its output then calls crash(), and a fine task."""
+    out_dir = tmp_path / "out"
+
+    class HalfThenCrash(pipes.Task):
+        def output(self):
+            return pipes.LocalTarget(out_dir / "result.csv")
+
+        def run(self):
+            f = self.output().open("w")
+            f.write("id,value\n1,")
+            f.flush()
+            crash()
+
+    class Unaffected(pipes.Task):
+        def output(self):
+            return pipes.LocalTarget(tmp_path / "unaffected")
+
+        def run(self):
+            write(self.output())
+
+    class CrashRoot(pipes.WrapperTask):
+        def requires(self):
+            return [HalfThenCrash(), Unaffected()]
+
+    failures = []
+
+    @HalfThenCrash.event_handler(Event.PROCESS_FAILURE)
+    def record(task, message):
+        failures.append((os.getpid(), message))
+
+    result = pipes.build([CrashRoot()], workers=2)
+    crashed = HalfThenCrash()
+    assert not result
+    assert result.exit_code == pipes.ExitCode.TASK_FAILED
+    assert result.failed == [crashed]
+    assert result.completed == [Unaffected()]
+    assert result.upstream_failed == [CrashRoot()]
+    assert (tmp_path / "unaffected").exists()
+    assert not (out_dir / "result.csv").exists()
+    assert not crashed.complete()
+    return result.errors[crashed.task_id], failures
+
+
+def test_child_exit_fails_task_with_exit_code_when_run_calls_os_exit(tmp_path):
+    error, failures = crash_run(tmp_path, lambda: os._exit(3))
+    assert "exit code 3" in error
+    assert len(failures) == 1
+    assert failures[0][0] == os.getpid()
+    assert "exit code 3" in failures[0][1]
+
+
+def test_child_crash_fails_task_with_sigsegv_when_run_segfaults(tmp_path):
+    def segfault():
+        import ctypes  # noqa: PLC0415 -- only the crashing child needs it
+        import faulthandler  # noqa: PLC0415
+
+        faulthandler.disable()  # pytest's handler would dump the child's stack on the terminal
+        ctypes.string_at(0)
+
+    error, failures = crash_run(tmp_path, segfault)
+    assert "SIGSEGV" in error
+    assert len(failures) == 1
+    assert "SIGSEGV" in failures[0][1]
+
+
+# ----- per-task logs and child recycling ----------------------------------------------------------
+
+
+def test_task_log_dir_receives_run_stdout_and_stderr_instead_of_worker_output(
+    tmp_path, write_file, run_pipes
+):
+    write_file(
+        "logmod.py",
+        """
+        import sys
+
+        import pipes
+
+
+        class Chatty(pipes.Task):
+            def output(self):
+                return pipes.LocalTarget("chatty.out")
+
+            def run(self):
+                print("MARK-STDOUT from run")
+                sys.stderr.write("MARK-STDERR from run\\n")
+                with self.output().open("w") as f:
+                    f.write("ok")
+        """,
+    )
+    write_file("pipes.cfg", "[worker]\ntask_log_dir = task-logs\n")
+    proc = run_pipes("--module", "logmod", "Chatty", "--workers", "2")
+    assert proc.returncode == 0, proc.stderr
+    logs = list((tmp_path / "task-logs").iterdir())
+    assert [p.name for p in logs] == [f"{p.stem}.log" for p in logs]
+    [log] = logs
+    assert log.stem.startswith("Chatty_")
+    text = log.read_text()
+    assert "MARK-STDOUT from run" in text
+    assert "MARK-STDERR from run" in text
+    assert "MARK-" not in proc.stdout
+    assert "MARK-" not in proc.stderr
+
+
+def test_children_are_recycled_when_max_tasks_per_child_is_reached(tmp_path, cfg):
+    cfg.set("worker", "max_tasks_per_child", "2")
+
+    class Recycled(pipes.Task):
+        n = pipes.IntParameter()
+
+        def output(self):
+            return pipes.LocalTarget(tmp_path / f"pid{self.n}")
+
+        def run(self):
+            write(self.output(), str(os.getpid()))
+
+    class RecycledAll(pipes.WrapperTask):
+        def requires(self):
+            return [Recycled(n) for n in range(10)]
+
+    result = pipes.build([RecycledAll()], workers=2)
+    assert result
+    assert len(result.completed) == 11
+    pids = [pid_in(tmp_path / f"pid{n}") for n in range(10)]
+    assert os.getpid() not in pids
+    assert max(pids.count(pid) for pid in pids) <= 2
+    assert len(set(pids)) >= 5
+
+
+# ----- signals ----------------------------------------------------------------------------------
+
+SLOW_MODULE = """
+    import os
+    import time
+    from pathlib import Path
+
+    import pipes
+
+
+    class Slow(pipes.Task):
+        n = pipes.IntParameter()
+
+        def output(self):
+            return pipes.LocalTarget(f"out/slow{self.n}")
+
+        def run(self):
+            Path(f"started/{self.n}").write_text(str(os.getpid()))
+            time.sleep(SECONDS)
+            with self.output().open("w") as f:
+                f.write("done")
+
+
+    class Root(pipes.WrapperTask):
+        def requires(self):
+            return [Slow(n) for n in range(6)]
+"""
+
+
+def start_pipes(tmp_path, write_file, clean_env, seconds):
+    """Start `python -m pipes --module slowmod Root --workers 2` in tmp_path."""
+    write_file("slowmod.py", SLOW_MODULE.replace("SECONDS", str(seconds)))
+    write_file("pipes.cfg", "[worker]\nwait_interval = 0.1\n")
+    (tmp_path / "started").mkdir()
+    return subprocess.Popen(
+        [sys.executable, "-m", "pipes", "--module", "slowmod", "Root", "--workers", "2"],
+        cwd=tmp_path,
+        env=clean_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def started(tmp_path):
+    return sorted(int(p.name) for p in (tmp_path / "started").iterdir())
+
+
+def test_sigusr1_lets_running_tasks_finish_and_starts_no_new_ones(tmp_path, write_file, clean_env):
+    proc = start_pipes(tmp_path, write_file, clean_env, seconds=1)
+    try:
+        assert wait_for(lambda: started(tmp_path), timeout=20)
+        proc.send_signal(signal.SIGUSR1)
+        stdout, stderr = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    ran = started(tmp_path)
+    assert 1 <= len(ran) <= 2  # at most the two taken before the signal
+    for n in ran:
+        assert (tmp_path / "out" / f"slow{n}").read_text() == "done"
+    assert len(list((tmp_path / "out").iterdir())) == len(ran)
+    assert proc.returncode == pipes.ExitCode.NOT_RUN, stderr
+    assert f"* {6 - len(ran) + 1} not run" in stdout  # the Slow tasks never started, and Root
+    assert "Traceback" not in stderr
+
+
+def test_sigterm_stops_running_children_and_exits_143_without_traceback(
+    tmp_path, write_file, clean_env
+):
+    proc = start_pipes(tmp_path, write_file, clean_env, seconds=60)
+    try:
+        assert wait_for(lambda: len(started(tmp_path)) == 2, timeout=20)
+        pids = [pid_in(tmp_path / "started" / str(n)) for n in started(tmp_path)]
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=10)  # promptly: the tasks would sleep 60 s
+    finally:
+        proc.kill()
+    assert proc.returncode == pipes.ExitCode.TERMINATED, stderr
+    assert "Traceback" not in stderr
+    assert "pipes: terminated by SIGTERM" in stderr
+    for pid in pids:
+        assert gone(pid), f"task child {pid} still running after SIGTERM"
+    assert not (tmp_path / "out").exists()
+
+
+# ----- feedback from run() in a child -------------------------------------------------------------
+
+
+def test_status_progress_and_tracking_url_from_child_run_are_visible_in_scheduler(tmp_path):
+    class TalksFromChild(pipes.Task):
+        def output(self):
+            return pipes.LocalTarget(tmp_path / "talks.pid")
+
+        def run(self):
+            self.set_status_message("step 2 of 3")
+            self.set_progress_percentage(66)
+            self.set_tracking_url("http://jobs.example/42")
+            write(self.output(), str(os.getpid()))
+
+    scheduler = LocalScheduler()
+    worker = Worker(scheduler, WorkerOptions(runner=RunnerOptions(workers=2)))
+    worker.add([TalksFromChild()])
+    worker.run()
+    assert pid_in(tmp_path / "talks.pid") != os.getpid()
+    [listed] = scheduler.task_list()["tasks"]
+    assert listed["task_id"] == TalksFromChild().task_id
+    assert listed["status"] == "DONE"
+    assert listed["status_message"] == "step 2 of 3"
+    assert listed["progress_percentage"] == 66
+    assert listed["tracking_url"] == "http://jobs.example/42"
+
+
+def test_dynamic_dependency_runs_and_feeds_its_output_back_when_run_is_in_a_child(tmp_path):
+    class DynLeafInChild(pipes.Task):
+        def output(self):
+            return pipes.LocalTarget(tmp_path / "leaf")
+
+        def run(self):
+            write(self.output(), f"leaf from {os.getpid()}")
+
+    class DynParentInChild(pipes.Task):
+        def output(self):
+            return pipes.LocalTarget(tmp_path / "parent")
+
+        def run(self):
+            leaf = yield DynLeafInChild()
+            with leaf.open() as f:
+                text = f.read()
+            write(self.output(), f"{text}; parent from {os.getpid()}")
+
+    result = pipes.build([DynParentInChild()], workers=2)
+    assert result
+    assert set(result.completed) == {DynParentInChild(), DynLeafInChild()}
+    leaf_text, parent_text = (tmp_path / "parent").read_text().split("; ")
+    assert leaf_text == (tmp_path / "leaf").read_text()
+    pids = {int(leaf_text.rsplit(" ", 1)[1]), int(parent_text.rsplit(" ", 1)[1])}
+    assert os.getpid() not in pids
+
+
+def test_events_fire_start_success_processing_time_in_order_in_the_child(tmp_path):
+    events_file = tmp_path / "events.log"
+
+    class EventfulChild(pipes.Task):
+        def output(self):
+            return pipes.LocalTarget(tmp_path / "eventful")
+
+        def run(self):
+            time.sleep(0.05)
+            write(self.output())
+
+    def recorder(name):
+        def record(task, *args):
+            with events_file.open("a") as f:
+                f.write(f"{name} {os.getpid()} {task.task_family} {args!r}\n")
+
+        return record
+
+    for name, event in [
+        ("start", Event.START),
+        ("success", Event.SUCCESS),
+        ("time", Event.PROCESSING_TIME),
+    ]:
+        EventfulChild.event_handler(event)(recorder(name))
+
+    assert pipes.build([EventfulChild()], workers=2)
+    lines = [line.split(" ", 3) for line in events_file.read_text().splitlines()]
+    assert [line[0] for line in lines] == ["start", "success", "time"]
+    assert {line[2] for line in lines} == {"EventfulChild"}
+    pids = {int(line[1]) for line in lines}
+    assert len(pids) == 1 and os.getpid() not in pids
+    seconds = float(lines[2][3].strip("(),"))
+    assert seconds >= 0.05
