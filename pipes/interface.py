@@ -14,6 +14,7 @@ from pipes.scheduler.local import LocalScheduler
 from pipes.scheduler.model import Policy
 from pipes.summary import RunResult, classify
 from pipes.task import Task
+from pipes.worker.progress import Progress
 from pipes.worker.runner import RunnerOptions
 from pipes.worker.worker import Worker, WorkerOptions
 
@@ -49,6 +50,10 @@ def execute(
             raise UsageError(f"build() takes Task instances, got {task!r}")
     scheduler = _scheduler(local_scheduler, scheduler_url)
     worker = Worker(scheduler, worker_options(workers, assistant))
+    if get_config().getboolean("worker", "progress", True):
+        worker.progress = Progress(
+            log_every=get_config().getfloat("worker", "progress_every", 30.0)
+        )
     worker.add(roots)
     worker.run()
     ran = {task_id: outcome.status for task_id, outcome in worker.ran.items()}

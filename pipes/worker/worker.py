@@ -22,6 +22,7 @@ from pipes.worker import child
 from pipes.worker.completion import CompletionChecker
 from pipes.worker.execute import Execution, Outcome
 from pipes.worker.keepalive import KeepAlive
+from pipes.worker.progress import Progress
 from pipes.worker.runner import Runner, RunnerOptions
 from pipes.worker.walk import WalkResult, walk
 
@@ -64,6 +65,7 @@ class Worker:
         self._executions: dict[str, Execution] = {}
         self._running: list[Execution] = []
         self.checker = CompletionChecker(self.options.check_complete_concurrency)
+        self.progress: Progress | None = None  # set by the caller to show live counts
         self.stopping = False
 
     def info(self) -> dict[str, Any]:
@@ -108,6 +110,8 @@ class Worker:
         finally:
             runner.stop()
             pinger.stop()
+            if self.progress is not None:
+                self.progress.close()
             self._restore_signals(previous)
 
     def _install_signals(self) -> dict[int, Any]:
@@ -129,6 +133,7 @@ class Worker:
     def _loop(self, runner: Runner) -> None:
         while True:
             self._running = runner.busy()
+            self._show_progress()
             if not self.stopping and runner.has_room():
                 busy = [m for execution in self._running for m in execution.members]
                 work = self.scheduler.get_work(self.worker_id, busy)
@@ -144,6 +149,15 @@ class Worker:
             if self.stopping or not self._should_wait():
                 return
             time.sleep(self.options.wait_interval)
+
+    def _show_progress(self) -> None:
+        if self.progress is None:
+            return
+        failed = sum(1 for outcome in self.ran.values() if outcome.status == "FAILED")
+        done = len(self.ran) - failed + len(self.graph.complete)
+        running = sum(len(e.members) for e in self._running)
+        pending = max(0, len(self.graph.tasks) - done - failed - running)
+        self.progress.update(done, running, pending, failed)
 
     def _report_all(self, finished: list[tuple[Execution, Outcome]]) -> None:
         for execution, outcome in finished:
