@@ -266,7 +266,9 @@ def test_unknown_family_parameter_exits_2_with_did_you_mean_when_family_misspelt
 def test_missing_required_parameter_exits_2_naming_it(run_pipes, write_file, tmp_path):
     write_file("flow.py", FLOW)
     result = run_pipes("--module", "flow", "Load")
-    assert_usage_error(result, "missing parameter date of task Load (give --Load-date or set [Load] date)")
+    assert_usage_error(
+        result, "missing parameter date of task Load (give --Load-date or set [Load] date)"
+    )
     assert not (tmp_path / "out").exists()
 
 

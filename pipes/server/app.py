@@ -104,6 +104,8 @@ class RPCHandler(_JSONHandler):
             body = json.loads(raw or b"{}", parse_constant=_reject_constant)
         except (ValueError, UnicodeDecodeError) as err:
             raise tornado.web.HTTPError(400, "malformed JSON body: %s", err) from None
+        except RecursionError:
+            raise tornado.web.HTTPError(400, "malformed JSON body: nested too deeply") from None
         started = time.perf_counter()
         try:
             result = self.service.call(method, body)

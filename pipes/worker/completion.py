@@ -34,6 +34,14 @@ class CompletionChecker:
     def __init__(self, concurrency: int = 4) -> None:
         self.concurrency = concurrency
         self._known: dict[str, bool | BaseException] = {}
+        self._deps: dict[str, list[Task]] = {}
+
+    def deps(self, task: Task) -> list[Task]:
+        """task.deps(), asked once per task per walk (requires() may be costly)."""
+        found = self._deps.get(task.task_id)
+        if found is None:
+            found = self._deps[task.task_id] = task.deps()
+        return found
 
     def complete(self, task: Task) -> bool:
         """task.complete(), from the prefetched answers when there is one; may raise."""
@@ -47,7 +55,7 @@ class CompletionChecker:
     def _compute(self, task: Task) -> bool | BaseException:
         try:
             if _wrapper_complete(task):
-                answer: bool | BaseException = all(self.complete(dep) for dep in task.deps())
+                answer: bool | BaseException = all(self.complete(dep) for dep in self.deps(task))
             else:
                 answer = bool(task.complete())
         except Exception as err:
@@ -61,7 +69,7 @@ class CompletionChecker:
         wrappers = [t for t in todo.values() if _wrapper_complete(t)]
         for wrapper in wrappers:  # a wrapper is complete when its requirements are
             try:
-                self.prefetch(wrapper.deps())
+                self.prefetch(self.deps(wrapper))
             except Exception:  # complete() will meet the same error and keep it
                 continue
         plain = [t for t in todo.values() if _default_complete(t)]
@@ -94,3 +102,4 @@ class CompletionChecker:
     def forget_negatives(self) -> None:
         """Drop 'incomplete' answers (and errors): they may change once tasks run."""
         self._known = {k: v for k, v in self._known.items() if v is True}
+        self._deps = {}

@@ -116,7 +116,7 @@ def _visit(task: Task, result: WalkResult, checker: CompletionChecker) -> list[T
             result.specs.append(task_spec(task, Status.PENDING, []))
             fire_event(task, Event.DEPENDENCY_MISSING)
             return []
-        deps = _checked_deps(task)
+        deps = _checked_deps(task, checker)
     except Exception as err:
         logger.error("cannot schedule %s: %s", task, err, exc_info=not isinstance(err, PipesError))
         result.broken[task.task_id] = traceback.format_exc()
@@ -132,8 +132,8 @@ def _visit(task: Task, result: WalkResult, checker: CompletionChecker) -> list[T
     return deps
 
 
-def _checked_deps(task: Task) -> list[Task]:
-    deps = task.deps()
+def _checked_deps(task: Task, checker: CompletionChecker) -> list[Task]:
+    deps = checker.deps(task)
     for dep in deps:
         if not isinstance(dep, Task):
             raise TypeError(f"requires() of {task} returned {dep!r}, which is not a Task")
