@@ -55,8 +55,11 @@ print(json.dumps({"seconds": elapsed, "ok": bool(ok), **calls}))
 def measure(python: str, framework: str, root: str, n: int) -> dict:
     """Run the workload once in a fresh interpreter."""
     done = subprocess.run(
-        [python, "-c", WORKLOAD, framework, root, str(n)], capture_output=True, text=True,
-        env={**os.environ, "PYTHONPATH": str(HERE.parent)}, check=False,
+        [python, "-c", WORKLOAD, framework, root, str(n)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(HERE.parent)},
+        check=False,
     )
     if done.returncode != 0:
         raise SystemExit(f"{framework} failed:\n{done.stderr[-2000:]}")
@@ -82,11 +85,15 @@ def main() -> None:
             results = [measure(python, framework, root, args.n) for _ in range(args.repeat)]
             best[framework] = min(results, key=lambda r: r["seconds"])
             result = best[framework]
-            print(f"{framework:6} n={args.n}: {result['seconds']:.3f} s to find nothing to do "
-                  f"(os.stat calls {result['stat']}, os.scandir calls {result['scandir']}, "
-                  f"success={result['ok']})")
+            print(
+                f"{framework:6} n={args.n}: {result['seconds']:.3f} s to find nothing to do "
+                f"(os.stat calls {result['stat']}, os.scandir calls {result['scandir']}, "
+                f"success={result['ok']})"
+            )
         if "luigi" in best:
-            print(f"ratio  luigi/pipes = {best['luigi']['seconds'] / best['pipes']['seconds']:.1f}x")
+            print(
+                f"ratio  luigi/pipes = {best['luigi']['seconds'] / best['pipes']['seconds']:.1f}x"
+            )
         print("target: <= 0.1 s for pipes at n=5000")
 
 
