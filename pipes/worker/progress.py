@@ -21,6 +21,10 @@ class Progress:
         self._last = 0.0
         self._shown = False
 
+    def due(self) -> bool:
+        """Whether enough time passed to show the counts again (callers count only then)."""
+        return time.monotonic() - self._last >= self.every
+
     def update(self, done: int, running: int, pending: int, failed: int) -> None:
         """Show the counts if enough time passed since they were last shown."""
         now = time.monotonic()

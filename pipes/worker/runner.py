@@ -27,6 +27,7 @@ from pipes.worker.walk import fire_event
 
 logger = logging.getLogger("pipes.worker")
 Finished = list[tuple[Execution, Outcome]]
+RSS_CHECK_EVERY = 25  # tasks between looks at a child's memory (each look reads /proc)
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,11 @@ class Runner:
         self._children.append(slot)
         return slot
 
+    def take_finished(self) -> Finished:
+        """Outcomes already known (inline runs), without waiting for any child."""
+        finished, self._finished = self._finished, []
+        return finished
+
     def wait(self, timeout: float | None = None) -> Finished:
         """Outcomes that are ready, waiting up to `timeout` (or the next task deadline)."""
         if not self._finished:
@@ -153,7 +159,10 @@ class Runner:
         )
         self._release(slot, outcome)
         slot.tasks_run += 1
-        if slot.tasks_run >= self.options.max_tasks_per_child or self._too_big(slot):
+        memory_check_due = slot.tasks_run % RSS_CHECK_EVERY == 0
+        if slot.tasks_run >= self.options.max_tasks_per_child or (
+            memory_check_due and self._too_big(slot)
+        ):
             self._retire(slot)
 
     def _release(self, slot: _Child, outcome: Outcome) -> None:

@@ -141,7 +141,7 @@ class Worker:
                     execution = self._execution(work)
                     if execution is not None:
                         runner.submit(execution)
-                        self._report_all(runner.wait(0))
+                        self._report_all(runner.take_finished())  # inline runs end at once
                     continue
             if runner.busy():
                 self._report_all(runner.wait(self.options.wait_interval))
@@ -151,7 +151,7 @@ class Worker:
             time.sleep(self.options.wait_interval)
 
     def _show_progress(self) -> None:
-        if self.progress is None:
+        if self.progress is None or not self.progress.due():
             return
         failed = sum(1 for outcome in self.ran.values() if outcome.status == "FAILED")
         done = len(self.ran) - failed + len(self.graph.complete)
