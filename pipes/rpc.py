@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipes.exceptions import BadRequest, RPCError, SchedulerUnavailable, UsageError
-from pipes.scheduler.api import FIELD_METHODS
+from pipes.scheduler.api import SchedulerClient
 
 logger = logging.getLogger("pipes.rpc")
 API_PREFIX = "/api/v1/"
@@ -28,7 +28,7 @@ class RetryPolicy:
     timeout: float = 60.0  # per HTTP request
 
 
-class RemoteScheduler:
+class RemoteScheduler(SchedulerClient):
     """SchedulerAPI over pipesd's JSON RPC; one keep-alive connection per thread."""
 
     def __init__(
@@ -102,53 +102,6 @@ class RemoteScheduler:
     def check(self, deadline: float = 5.0) -> None:
         """Fail fast with SchedulerUnavailable when nothing answers /health."""
         self._send("GET", "/health", None, deadline)
-
-    # ----- SchedulerAPI ---------------------------------------------------------------------
-
-    def add_worker(self, worker: str, info: dict[str, Any]) -> None:
-        """Register a worker."""
-        self.call("add_worker", worker=worker, info=info)
-
-    def add_tasks(self, worker: str, tasks: list[dict[str, Any]]) -> None:
-        """Add or update many tasks in one request."""
-        self.call("add_tasks", worker=worker, tasks=tasks)
-
-    def add_task(self, worker: str, task: dict[str, Any]) -> None:
-        """Add or update one task."""
-        self.call("add_task", worker=worker, task=task)
-
-    def get_work(self, worker: str, running: list[str] | None = None) -> dict[str, Any] | None:
-        """The next task for this worker (it becomes RUNNING), or None."""
-        body: dict[str, Any] = {"worker": worker}
-        if running is not None:
-            body["running"] = running
-        return self.call("get_work", **body)["task"]
-
-    def outlook(self, worker: str) -> dict[str, int]:
-        """Counts of this worker's tasks by state."""
-        return self.call("outlook", worker=worker)
-
-    def ping(self, worker: str) -> None:
-        """Keep-alive."""
-        self.call("ping", worker=worker)
-
-    def set_task_field(self, task_id: str, name: str, value: Any) -> None:
-        """Set a task's status message, progress or tracking URL."""
-        method, key = FIELD_METHODS[name]
-        self.call(method, task_id=task_id, **{key: value})
-
-    def task_list(  # noqa: PLR0913 -- the documented task_list signature
-        self,
-        status: str | None = None,
-        family: str | None = None,
-        search: str | None = None,
-        limit: int = 100,
-        offset: int = 0,
-    ) -> dict[str, Any]:
-        """Tasks matching the filters: {'total': n, 'tasks': [...]}."""
-        return self.call(
-            "task_list", status=status, family=family, search=search, limit=limit, offset=offset
-        )
 
 
 def _reason(err: BaseException) -> str:

@@ -1,8 +1,19 @@
-"""SchedulerAPI: the one interface workers use, implemented in-process and over HTTP."""
+"""SchedulerAPI: the one interface workers use, implemented in-process and over HTTP.
+
+Both implementations are a SchedulerClient: typed methods over one `call(method, **body)`
+that runs an RPC method of the Service, in this process or in pipesd.
+"""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Any, Protocol
+
+FIELD_METHODS = {  # set_task_field name -> (RPC method, body field)
+    "status_message": ("set_status_message", "message"),
+    "progress_percentage": ("set_progress_percentage", "progress"),
+    "tracking_url": ("set_tracking_url", "url"),
+}
 
 
 class SchedulerAPI(Protocol):
@@ -25,7 +36,7 @@ class SchedulerAPI(Protocol):
         """
 
     def outlook(self, worker: str) -> dict[str, int]:
-        """Counts of this worker's pending / running / running_elsewhere tasks."""
+        """Counts of this worker's pending / ready / running / running_elsewhere tasks."""
 
     def ping(self, worker: str) -> None:
         """Keep-alive."""
@@ -33,7 +44,47 @@ class SchedulerAPI(Protocol):
     def set_task_field(self, task_id: str, name: str, value: Any) -> None:
         """Set a running task's status_message, progress_percentage or tracking_url."""
 
-    def task_list(
+
+class SchedulerClient(ABC):
+    """The SchedulerAPI's typed methods, each one RPC through `call`."""
+
+    @abstractmethod
+    def call(self, method: str, **body: Any) -> dict[str, Any]:
+        """Run one RPC method and return its JSON reply."""
+
+    def add_worker(self, worker: str, info: dict[str, Any]) -> None:
+        """Register a worker."""
+        self.call("add_worker", worker=worker, info=info)
+
+    def add_tasks(self, worker: str, tasks: list[dict[str, Any]]) -> None:
+        """Add or update many tasks in one call (all are checked before any is added)."""
+        self.call("add_tasks", worker=worker, tasks=tasks)
+
+    def add_task(self, worker: str, task: dict[str, Any]) -> None:
+        """Add or update one task."""
+        self.call("add_task", worker=worker, task=task)
+
+    def get_work(self, worker: str, running: list[str] | None = None) -> dict[str, Any] | None:
+        """The next task for this worker (it becomes RUNNING), or None."""
+        body: dict[str, Any] = {"worker": worker}
+        if running is not None:
+            body["running"] = running
+        return self.call("get_work", **body)["task"]
+
+    def outlook(self, worker: str) -> dict[str, int]:
+        """Counts of this worker's tasks by state."""
+        return self.call("outlook", worker=worker)
+
+    def ping(self, worker: str) -> None:
+        """Keep-alive."""
+        self.call("ping", worker=worker)
+
+    def set_task_field(self, task_id: str, name: str, value: Any) -> None:
+        """Set a task's status message, progress or tracking URL."""
+        method, key = FIELD_METHODS[name]
+        self.call(method, task_id=task_id, **{key: value})
+
+    def task_list(  # noqa: PLR0913 -- the documented task_list signature
         self,
         status: str | None = None,
         family: str | None = None,
@@ -42,10 +93,6 @@ class SchedulerAPI(Protocol):
         offset: int = 0,
     ) -> dict[str, Any]:
         """Tasks matching the filters: {'total': n, 'tasks': [...]}."""
-
-
-FIELD_METHODS = {  # set_task_field name -> (RPC method, body field)
-    "status_message": ("set_status_message", "message"),
-    "progress_percentage": ("set_progress_percentage", "progress"),
-    "tracking_url": ("set_tracking_url", "url"),
-}
+        return self.call(
+            "task_list", status=status, family=family, search=search, limit=limit, offset=offset
+        )
