@@ -666,3 +666,30 @@ def test_status_message_and_progress_set_in_run_are_visible_in_scheduler(tmp_pat
     assert listed["status_message"] == "step 2 of 3"
     assert listed["progress_percentage"] == 66
     assert listed["tracking_url"] == "http://jobs.example/42"
+
+
+def test_walk_asks_bulk_complete_once_for_all_tasks_of_a_class(tmp_path):
+    asked = []
+
+    class Daily(pipes.Task):
+        day = pipes.IntParameter()
+
+        @classmethod
+        def bulk_complete(cls, parameter_tuples):
+            asked.append(sorted(parameter_tuples))
+            return [d for d in parameter_tuples if d % 2 == 0]
+
+        def output(self):
+            return pipes.LocalTarget(tmp_path / f"day{self.day}")
+
+        def run(self):
+            write(self.output())
+
+    class Month(pipes.WrapperTask):
+        def requires(self):
+            return [Daily(day=d) for d in range(6)]
+
+    result = pipes.build([Month()])
+    assert asked[0] == [0, 1, 2, 3, 4, 5]
+    assert sorted(t.day for t in result.already_done if isinstance(t, Daily)) == [0, 2, 4]
+    assert sorted(t.day for t in result.completed if isinstance(t, Daily)) == [1, 3, 5]

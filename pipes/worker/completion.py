@@ -21,6 +21,16 @@ def _default_complete(task: Task) -> bool:
     return type(task).complete is Task.complete
 
 
+def _bulk_checked(task: Task) -> bool:
+    return type(task).bulk_complete.__func__ is not Task.bulk_complete.__func__
+
+
+def _parameter_tuple(task: Task) -> object:
+    """What bulk_complete receives for a task: its one value, or a tuple of them in order."""
+    values = tuple(task.param_kwargs[name] for name, _ in task.get_params())
+    return values[0] if len(values) == 1 else values
+
+
 def _wrapper_complete(task: Task) -> bool:
     return isinstance(task, WrapperTask) and type(task).complete is WrapperTask.complete
 
@@ -72,10 +82,27 @@ class CompletionChecker:
                 self.prefetch(self.deps(wrapper))
             except Exception:  # complete() will meet the same error and keep it
                 continue
-        plain = [t for t in todo.values() if _default_complete(t)]
-        custom = [t for t in todo.values() if not _default_complete(t) and t not in wrappers]
+        bulk = [t for t in todo.values() if _bulk_checked(t)]
+        plain = [t for t in todo.values() if _default_complete(t) and t not in bulk]
+        custom = [t for t in todo.values() if not _default_complete(t) and t not in wrappers + bulk]
+        self._prefetch_bulk(bulk)
         self._prefetch_outputs(plain)
         self._prefetch_custom(custom)
+
+    def _prefetch_bulk(self, tasks: list[Task]) -> None:
+        """One bulk_complete call per class that defines it, for all its tasks at once."""
+        by_class: dict[type[Task], list[Task]] = {}
+        for task in tasks:
+            by_class.setdefault(type(task), []).append(task)
+        for cls, group in by_class.items():
+            keys = [_parameter_tuple(task) for task in group]
+            try:
+                done = set(cls.bulk_complete(keys))
+            except Exception as err:
+                logger.debug("%s.bulk_complete failed (%s); asking each task", cls.__name__, err)
+                continue
+            for task, key in zip(group, keys, strict=True):
+                self._known[task.task_id] = key in done
 
     def _prefetch_outputs(self, tasks: list[Task]) -> None:
         outputs: dict[str, list] = {}
