@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,39 +37,79 @@ class Policy:
     remove_delay: float = 600.0
 
 
-def _field(data: dict[str, Any], name: str, kind: type | tuple[type, ...], default: Any) -> Any:
-    value = data.get(name, default)
-    wrong_bool = isinstance(value, bool) and kind is not bool  # JSON true is not a number
-    if value is not default and (wrong_bool or not isinstance(value, kind)):
-        raise BadRequest(f"task field {name!r} has the wrong type: {type(value).__name__}")
+def _wrong(name: str, value: Any) -> BadRequest:
+    return BadRequest(f"task field {name!r} has the wrong type: {type(value).__name__}")
+
+
+def _of(kind: type | tuple[type, ...], nullable: bool = False) -> Callable[[str, Any], Any]:
+    def check(name: str, value: Any) -> Any:
+        if value is None and nullable:
+            return value
+        if isinstance(value, bool) and kind is not bool:  # JSON true is not a number
+            raise _wrong(name, value)
+        if not isinstance(value, kind):
+            raise _wrong(name, value)
+        return value
+
+    return check
+
+
+def _map_of(kind: type) -> Callable[[str, Any], dict[str, Any]]:
+    def check(name: str, value: Any) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise _wrong(name, value)
+        for key, item in value.items():
+            if not isinstance(key, str) or not isinstance(item, kind) or isinstance(item, bool):
+                raise BadRequest(f"task field {name!r} must map strings to {kind.__name__}")
+        return value
+
+    return check
+
+
+def _ids(name: str, value: Any) -> list[str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise _wrong(name, value)
+    if not all(isinstance(item, str) for item in value):
+        raise BadRequest(f"task field {name!r} must be a list of task ids")
     return value
 
 
-def _str_map(data: dict[str, Any], name: str, value_kind: type) -> dict[str, Any]:
-    value = _field(data, name, dict, {})
-    for key, item in value.items():
-        if not isinstance(key, str) or not isinstance(item, value_kind):
-            raise BadRequest(f"task field {name!r} must map strings to {value_kind.__name__}")
+def _task_id(name: str, value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise BadRequest("task field 'task_id' must be a non-empty string")
     return value
 
 
-TASK_FIELDS = {
-    "task_id",
-    "family",
-    "module",
-    "params",
-    "deps",
-    "status",
-    "runnable",
-    "priority",
-    "resources",
-    "retry_count",
-    "retry_delay",
-    "disable_window",
-    "error",
-    "new_deps",
-    "batch_params",
-    "max_batch_size",
+def _status(name: str, value: Any) -> Status:
+    try:
+        status = Status(value)
+    except ValueError:
+        raise BadRequest(f"unknown status {value!r}") from None
+    if status not in REPORTABLE:
+        raise BadRequest(f"a worker cannot report status {status}")
+    return status
+
+
+_NUMBER = (int, float)
+TASK_FIELDS: dict[str, Callable[[str, Any], Any]] = {  # field -> its check
+    "task_id": _task_id,
+    "family": _of(str),
+    "module": _of(str),
+    "params": _map_of(str),
+    "deps": _ids,
+    "status": _status,
+    "runnable": _of(bool),
+    "priority": _of(int),
+    "resources": _map_of(int),
+    "retry_count": _of(int, nullable=True),
+    "retry_delay": _of(_NUMBER, nullable=True),
+    "disable_window": _of(_NUMBER, nullable=True),
+    "error": _of(str, nullable=True),
+    "new_deps": _ids,
+    "batch_params": _ids,
+    "max_batch_size": _of(int, nullable=True),
 }
 
 
@@ -98,44 +139,15 @@ class TaskSpec:
         """Validate a JSON-shaped task; BadRequest names the first problem."""
         if not isinstance(data, dict):
             raise BadRequest("each task must be a JSON object")
-        unknown = set(data) - TASK_FIELDS
-        if unknown:
-            raise BadRequest(f"unknown task field {sorted(unknown)[0]!r}")
-        task_id = data.get("task_id")
-        if not isinstance(task_id, str) or not task_id:
+        values = {}
+        for name, value in data.items():
+            check = TASK_FIELDS.get(name)
+            if check is None:
+                raise BadRequest(f"unknown task field {name!r}")
+            values[name] = check(name, value)
+        if "task_id" not in values:
             raise BadRequest("task field 'task_id' must be a non-empty string")
-        try:
-            status = Status(data.get("status", Status.PENDING))
-        except ValueError:
-            raise BadRequest(f"unknown status {data.get('status')!r}") from None
-        if status not in REPORTABLE:
-            raise BadRequest(f"a worker cannot report status {status}")
-        number = (int, float)
-        return cls(
-            task_id=task_id,
-            family=_field(data, "family", str, ""),
-            module=_field(data, "module", str, ""),
-            params=_str_map(data, "params", str),
-            deps=_id_list(data, "deps"),
-            status=status,
-            runnable=_field(data, "runnable", bool, True),
-            priority=_field(data, "priority", int, 0),
-            resources=_str_map(data, "resources", int),
-            retry_count=_field(data, "retry_count", int, None),
-            retry_delay=_field(data, "retry_delay", number, None),
-            disable_window=_field(data, "disable_window", number, None),
-            error=_field(data, "error", str, None),
-            new_deps=_id_list(data, "new_deps"),
-            batch_params=_id_list(data, "batch_params"),
-            max_batch_size=_field(data, "max_batch_size", int, None),
-        )
-
-
-def _id_list(data: dict[str, Any], name: str) -> list[str] | None:
-    value = _field(data, name, list, None)
-    if value is not None and not all(isinstance(item, str) for item in value):
-        raise BadRequest(f"task field {name!r} must be a list of task ids")
-    return value
+        return cls(**values)
 
 
 @dataclass(slots=True, eq=False)

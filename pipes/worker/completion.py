@@ -76,6 +76,8 @@ class CompletionChecker:
     def prefetch(self, tasks: Iterable[Task]) -> None:
         """Work out completeness of many tasks together (errors are kept per task)."""
         todo = {t.task_id: t for t in tasks if t.task_id not in self._known}
+        if not todo:
+            return
         wrappers = [t for t in todo.values() if _wrapper_complete(t)]
         for wrapper in wrappers:  # a wrapper is complete when its requirements are
             try:

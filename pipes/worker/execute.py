@@ -49,7 +49,7 @@ class Execution:
         self._started = time.monotonic()
         try:
             if self._generator is None:
-                if self.check_outputs and flatten(task.output()) and task.complete():
+                if self.check_outputs and _has_outputs_and_complete(task):
                     # Another worker finished it after our walk: running again would redo it.
                     return Outcome(task, "DONE", seconds=0.0)
                 fire_event(task, Event.START)
@@ -82,7 +82,7 @@ class Execution:
 
     def _finished(self) -> Outcome:
         task = self.task
-        if self.check_outputs and flatten(task.output()) and not task.complete():
+        if self.check_outputs and _has_outputs_and_complete(task) is False:
             missing = [str(t) for t in flatten(task.output()) if not t.exists()]
             raise_text = f"run() of {task} returned but its outputs are missing: {missing}"
             return self._failed(RuntimeError(raise_text))
@@ -104,3 +104,13 @@ class Execution:
         fire_event(task, Event.FAILURE, err)
         seconds = self._active + time.monotonic() - self._started
         return Outcome(task, "FAILED", error=custom or text, seconds=seconds)
+
+
+def _has_outputs_and_complete(task: Task) -> bool | None:
+    """None for a task without outputs, else whether it is complete (output() asked once)."""
+    outputs = flatten(task.output())
+    if not outputs:
+        return None
+    if type(task).complete is Task.complete:
+        return all(target.exists() for target in outputs)
+    return task.complete()
