@@ -93,6 +93,7 @@ def worker_options(workers: int | None = None, assistant: bool = False) -> Worke
         assistant=assistant,
         check_complete_concurrency=config.getint("worker", "check_complete_concurrency", 4),
         cache_task_completion=config.getboolean("worker", "cache_task_completion", True),
+        get_work_batch=max(1, min(100, config.getint("worker", "get_work_batch", 4))),
     )
 
 

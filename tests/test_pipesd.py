@@ -661,7 +661,7 @@ def test_metrics_count_done_tasks_when_a_run_finishes(flows, pipesd, start_worke
     tasks = _metric(text, "pipes_tasks")
     assert tasks['{status="DONE"}'] == 5 == pipesd.call("task_list", status="DONE")["total"]
     assert tasks['{status="PENDING"}'] == 0
-    assert _metric(text, "pipes_get_work_seconds_count")[""] >= 5
+    assert _metric(text, "pipes_get_work_seconds_count")[""] >= 1
     assert _metric(text, "pipes_paused")[""] == 0
     assert _metric(text, "pipes_workers")[""] == len(pipesd.call("worker_list")["workers"])
 

@@ -205,3 +205,28 @@ def test_empty_worker_id_is_rejected_before_state_changes():
     with pytest.raises(BadRequest, match="worker id"):
         sched.add_tasks("", [spec("a")], 0)
     assert sched.tasks == {}
+
+
+def test_get_work_hands_in_reports_and_takes_several_tasks_in_one_call():
+    from pipes.scheduler.service import Service
+    from pipes.scheduler.store import MemoryStore
+
+    service = Service(Scheduler(), MemoryStore(), lambda: 1.0)
+    tasks = [{"task_id": f"t{i}", "priority": 5 if i < 3 else 1} for i in range(5)]
+    tasks.append({"task_id": "after", "deps": ["t0"], "priority": 9})
+    service.call("add_tasks", {"worker": "w", "tasks": tasks})
+    first = service.call("get_work", {"worker": "w", "running": [], "max_tasks": 10})
+    assert [t["task_id"] for t in first["tasks"]] == ["t0", "t1", "t2"]  # same priority only
+    second = service.call(
+        "get_work",
+        {
+            "worker": "w",
+            "running": ["t1", "t2"],
+            "max_tasks": 10,
+            "reports": [{"task_id": "t0", "status": "DONE"}],
+        },
+    )
+    assert [t["task_id"] for t in second["tasks"]] == ["after"]
+    assert service.core.tasks["t0"].status == Status.DONE
+    with pytest.raises(BadRequest, match="max_tasks"):
+        service.call("get_work", {"worker": "w", "max_tasks": 0})

@@ -35,6 +35,11 @@ class SchedulerAPI(Protocol):
         that was lost (daemon restart) is handed out again instead of being stuck RUNNING.
         """
 
+    def get_work_batch(
+        self, worker: str, running: list[str], reports: list[dict[str, Any]], max_tasks: int
+    ) -> list[dict[str, Any]]:
+        """Send finished-task reports and take up to max_tasks tasks, in one call."""
+
     def outlook(self, worker: str) -> dict[str, int]:
         """Counts of this worker's pending / ready / running / running_elsewhere tasks."""
 
@@ -70,6 +75,15 @@ class SchedulerClient(ABC):
         if running is not None:
             body["running"] = running
         return self.call("get_work", **body)["task"]
+
+    def get_work_batch(
+        self, worker: str, running: list[str], reports: list[dict[str, Any]], max_tasks: int
+    ) -> list[dict[str, Any]]:
+        """Send finished-task reports and take up to max_tasks tasks, in one call."""
+        reply = self.call(
+            "get_work", worker=worker, running=running, reports=reports, max_tasks=max_tasks
+        )
+        return reply["tasks"]
 
     def outlook(self, worker: str) -> dict[str, int]:
         """Counts of this worker's tasks by state."""

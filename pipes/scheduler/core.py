@@ -253,7 +253,11 @@ class Scheduler:
     # ----- handing out work ---------------------------------------------------------------
 
     def get_work(
-        self, worker: str, now: float, running: list[str] | None = None
+        self,
+        worker: str,
+        now: float,
+        running: list[str] | None = None,
+        min_priority: int | None = None,
     ) -> dict[str, Any] | None:
         """The best ready task this worker may run, now RUNNING on it; None when there is none.
 
@@ -269,7 +273,7 @@ class Scheduler:
         if self.paused:
             return None
         queue = "" if record.assistant else worker
-        task = self._ready.pop(queue, self._resources_free)
+        task = self._ready.pop(queue, self._resources_free, min_priority)
         if task is None:
             return None
         members = [task]

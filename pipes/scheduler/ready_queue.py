@@ -32,8 +32,13 @@ class ReadyQueue:
         for worker in (*task.workers, ANY_WORKER):
             heapq.heappush(self._heaps.setdefault(worker, []), entry)
 
-    def pop(self, worker: str, usable: Callable[[TaskRecord], bool]) -> TaskRecord | None:
-        """The best ready task for `worker` that `usable` accepts; entries it skips stay queued."""
+    def pop(
+        self, worker: str, usable: Callable[[TaskRecord], bool], min_priority: int | None = None
+    ) -> TaskRecord | None:
+        """The best ready task for `worker` that `usable` accepts; entries it skips stay queued.
+
+        With min_priority, stops (returning None) at the first task of lower priority.
+        """
         heap = self._heaps.get(worker)
         if not heap:
             return None
@@ -44,6 +49,9 @@ class ReadyQueue:
             task = entry[3]
             if entry[2] != task.queue_version or not _is_ready(task):
                 continue
+            if min_priority is not None and task.priority < min_priority:
+                held.append(entry)
+                break
             if usable(task):
                 found = task
                 break

@@ -18,6 +18,7 @@ from pipes.scheduler.model import Status, TaskSpec
 
 API_VERSION = 1
 MAX_BATCH = 100_000
+MAX_TASKS_PER_GET_WORK = 100
 _NUMBER = (int, float)
 
 
@@ -71,7 +72,15 @@ class Service:
             "add_worker": Method(self._add_worker, {**WORKER, "info": Field(dict)}),
             "add_tasks": Method(self._add_tasks, {**WORKER, "tasks": Field(list)}),
             "add_task": Method(self._add_task, {**WORKER, "task": Field(dict)}),
-            "get_work": Method(self._get_work, {**WORKER, "running": Field(list, required=False)}),
+            "get_work": Method(
+                self._get_work,
+                {
+                    **WORKER,
+                    "running": Field(list, required=False),
+                    "reports": Field(list, required=False),
+                    "max_tasks": Field(int, required=False),
+                },
+            ),
             "outlook": Method(lambda worker: core.outlook(worker, self.clock()), WORKER),
             "ping": Method(self._ping, WORKER),
             "set_status_message": Method(
@@ -136,10 +145,35 @@ class Service:
     def _add_task(self, worker: str, task: dict[str, Any]) -> None:
         self.core.add_tasks(worker, [TaskSpec.from_dict(task)], self.clock())
 
-    def _get_work(self, worker: str, running: list[Any] | None = None) -> dict[str, Any]:
+    def _get_work(
+        self,
+        worker: str,
+        running: list[Any] | None = None,
+        reports: list[Any] | None = None,
+        max_tasks: int = 1,
+    ) -> dict[str, Any]:
+        """Apply the worker's reports, then hand out up to max_tasks tasks: one round trip."""
         if running is not None and not all(isinstance(t, str) for t in running):
             raise BadRequest("get_work: 'running' must be a list of task ids")
-        return {"task": self.core.get_work(worker, self.clock(), running)}
+        if not 1 <= max_tasks <= MAX_TASKS_PER_GET_WORK:
+            raise BadRequest(f"get_work: 'max_tasks' must be 1..{MAX_TASKS_PER_GET_WORK}")
+        specs = [TaskSpec.from_dict(report) for report in reports or ()]
+        now = self.clock()
+        if specs:
+            self.core.add_tasks(worker, specs, now)
+        handed: list[dict[str, Any]] = []
+        known = list(running) if running is not None else None
+        while len(handed) < max_tasks:
+            # Extra tasks only at the first one's priority: a worker must not sit on lower
+            # priority work while a higher priority task may become ready meanwhile.
+            floor = handed[0]["priority"] if handed else None
+            work = self.core.get_work(worker, now, known, floor)
+            if work is None:
+                break
+            handed.append(work)
+            if known is not None:
+                known.extend(work["batch"]["task_ids"] if "batch" in work else [work["task_id"]])
+        return {"task": handed[0] if handed else None, "tasks": handed}
 
     def _ping(self, worker: str) -> None:
         self.core.ping(worker, self.clock())

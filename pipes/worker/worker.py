@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import getpass
 import importlib
 import logging
@@ -42,6 +43,7 @@ class WorkerOptions:
     assistant: bool = False  # also run tasks other workers added, loading them by family
     check_complete_concurrency: int = 4
     cache_task_completion: bool = True  # remember "complete" answers for the whole run
+    get_work_batch: int = 4  # tasks taken per get_work round trip (each call also hands in reports)
 
     @property
     def workers(self) -> int:
@@ -64,6 +66,8 @@ class Worker:
         self.ran: dict[str, Outcome] = {}
         self._executions: dict[str, Execution] = {}
         self._running: list[Execution] = []
+        self._queue: collections.deque[dict[str, Any]] = collections.deque()  # taken, not started
+        self._reports: list[dict[str, Any]] = []  # outcomes to hand in with the next get_work
         self.checker = CompletionChecker(self.options.check_complete_concurrency)
         self.progress: Progress | None = None  # set by the caller to show live counts
         self.stopping = False
@@ -109,6 +113,7 @@ class Worker:
             raise
         finally:
             runner.stop()
+            self._release_queued()
             pinger.stop()
             if self.progress is not None:
                 self.progress.close()
@@ -135,10 +140,10 @@ class Worker:
             self._running = runner.busy()
             self._show_progress()
             if not self.stopping and runner.has_room():
-                busy = [m for execution in self._running for m in execution.members]
-                work = self.scheduler.get_work(self.worker_id, busy)
-                if work is not None:
-                    execution = self._execution(work)
+                if not self._queue:
+                    self._fetch_work()
+                if self._queue:
+                    execution = self._execution(self._queue.popleft())
                     if execution is not None:
                         runner.submit(execution)
                         self._report_all(runner.take_finished())  # inline runs end at once
@@ -146,9 +151,35 @@ class Worker:
             if runner.busy():
                 self._report_all(runner.wait(self.options.wait_interval))
                 continue
+            self._flush_reports()
             if self.stopping or not self._should_wait():
                 return
             time.sleep(self.options.wait_interval)
+
+    def _fetch_work(self) -> None:
+        """One round trip: hand in finished-task reports, take up to get_work_batch tasks."""
+        busy = [m for execution in self._running for m in execution.members]
+        reports, self._reports = self._reports, []
+        works = self.scheduler.get_work_batch(
+            self.worker_id, busy, reports, self.options.get_work_batch
+        )
+        self._queue.extend(works)
+
+    def _flush_reports(self) -> None:
+        if self._reports:
+            reports, self._reports = self._reports, []
+            self._send(reports)
+
+    def _release_queued(self) -> None:
+        """Hand back tasks taken but not started (stopping early), so others may run them."""
+        members = [
+            m
+            for work in self._queue
+            for m in (work["batch"]["task_ids"] if "batch" in work else [work["task_id"]])
+        ]
+        self._queue.clear()
+        self._reports.extend({"task_id": m, "status": "PENDING"} for m in members)
+        self._flush_reports()
 
     def _show_progress(self) -> None:
         if self.progress is None or not self.progress.due():
@@ -185,7 +216,9 @@ class Worker:
         except Exception as err:  # e.g. an assistant without the task's module
             logger.error("cannot load task %s: %s", work["task_id"], err)
             error = f"worker {self.worker_id} cannot load this task: {err}"
-            self._send([{"task_id": m, "status": "FAILED", "error": error} for m in members])
+            self._reports.extend(
+                {"task_id": m, "status": "FAILED", "error": error} for m in members
+            )
             return None
         task._status_reporter = self._reporter(work["task_id"])
         execution = Execution(task, self.options.runner.check_outputs, members)
@@ -223,7 +256,7 @@ class Worker:
             if outcome.status == "FAILED" and outcome.error:
                 spec["error"] = outcome.error
             specs.append(spec)
-        self._send(specs)
+        self._reports.extend(specs)
         if outcome.status == "DONE" and outcome.error:  # the text on_success() returned
             self.scheduler.set_task_field(execution.members[0], "status_message", outcome.error)
 
@@ -236,7 +269,7 @@ class Worker:
         for member in execution.members:
             self.graph.deps[member] = [*self.graph.deps.get(member, []), *new_ids]
             specs.append({"task_id": member, "status": "PENDING", "new_deps": new_ids})
-        self._send(specs)
+        self._reports.extend(specs)
 
 
 def _terminate(signum: int, frame: Any) -> None:
