@@ -216,17 +216,13 @@ def test_get_work_hands_in_reports_and_takes_several_tasks_in_one_call():
     tasks.append({"task_id": "after", "deps": ["t0"], "priority": 9})
     service.call("add_tasks", {"worker": "w", "tasks": tasks})
     first = service.call("get_work", {"worker": "w", "running": [], "max_tasks": 10})
-    assert [t["task_id"] for t in first["tasks"]] == ["t0", "t1", "t2"]  # same priority only
-    second = service.call(
-        "get_work",
-        {
-            "worker": "w",
-            "running": ["t1", "t2"],
-            "max_tasks": 10,
-            "reports": [{"task_id": "t0", "status": "DONE"}],
-        },
-    )
+    assert [t["task_id"] for t in first["tasks"]] == ["t0"]  # lifted to 9 by "after"
+    done_t0 = [{"task_id": "t0", "status": "DONE"}]
+    body = {"worker": "w", "running": [], "max_tasks": 10, "reports": done_t0}
+    second = service.call("get_work", body)
     assert [t["task_id"] for t in second["tasks"]] == ["after"]
     assert service.core.tasks["t0"].status == Status.DONE
+    third = service.call("get_work", {"worker": "w", "running": ["after"], "max_tasks": 10})
+    assert [t["task_id"] for t in third["tasks"]] == ["t1", "t2"]  # same priority only
     with pytest.raises(BadRequest, match="max_tasks"):
         service.call("get_work", {"worker": "w", "max_tasks": 0})
