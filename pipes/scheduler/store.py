@@ -136,6 +136,8 @@ class SqliteStore:
             self._check_format()  # before any write, so a refused file is left as it was
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")  # durable across process crashes
+            # Checkpoints (an fsync of several ms) run from housekeeping, not inside a reply.
+            self._db.execute("PRAGMA wal_autocheckpoint=0")
         except sqlite3.DatabaseError as err:
             self.close()
             raise StoreError(f"state file {self.path} is unreadable ({err}){_WAY_OUT}") from err
@@ -234,8 +236,9 @@ class SqliteStore:
         return [{"status": s, "worker": w, "host": h, "time": t} for s, w, h, t in rows]
 
     def prune_history(self, before: float) -> None:
-        """Forget history entries older than `before`."""
+        """Forget history entries older than `before`, then fold the WAL into the file."""
         self._conn.execute("DELETE FROM history WHERE time < ?", (before,))
+        self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     def close(self) -> None:
         """Close the database (a checkpoint folds the WAL back into the file)."""

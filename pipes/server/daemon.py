@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -44,6 +45,7 @@ def open_service(
     records, settings = store.load()
     core = Scheduler(policy, resources)
     core.restore(records, settings, time.time())
+    gc.freeze()  # restored records live on: keep the collector from rescanning them
     logger.info("restored %d tasks from %s", len(records), options.state_path)
     return Service(core, store, time.time), store
 
