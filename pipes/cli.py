@@ -308,7 +308,9 @@ def configure_logging(level: str | None, log_file: str | None = None) -> None:
         level=chosen,
         **target,
         force=True,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        # On a terminal each log line first clears the live progress line it would run into.
+        format=("\r\x1b[2K" if not log_file and sys.stderr.isatty() else "")
+        + "%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
 
 

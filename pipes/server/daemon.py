@@ -46,7 +46,6 @@ def open_service(
     core = Scheduler(policy, resources)
     core.restore(records, settings, time.time())
     gc.freeze()  # restored records live on: keep the collector from rescanning them
-    logger.info("restored %d tasks from %s", len(records), options.state_path)
     return Service(core, store, time.time), store
 
 
@@ -104,6 +103,7 @@ def run(
 ) -> None:
     """Open state and serve on the bound sockets in the foreground until stopped."""
     service, store = open_service(options, policy, resources)
+    logger.info("restored %d tasks from %s", len(service.core.tasks), options.state_path)
     try:
         asyncio.run(serve(service, sockets, options, server_options))
     finally:

@@ -60,6 +60,7 @@ class Runner:
         self.on_field = on_field  # (task id, field, value) from run() in a child
         self._children: list[_Child] = []
         self._finished: Finished = []
+        self._inline: Execution | None = None  # running in this process right now
         self._context = multiprocessing.get_context("fork")
 
     def timeout_of(self, execution: Execution) -> float | None:
@@ -78,7 +79,10 @@ class Runner:
         """Start an execution: inline (finished on return) or in a free child."""
         isolate = self.options.workers > 1 or self.options.force_multiprocessing
         if not isolate and self.timeout_of(execution) is None:
-            self._finished.append((execution, execution.step()))
+            self._inline = execution
+            outcome = execution.step()
+            self._inline = None
+            self._finished.append((execution, outcome))
             return
         slot = next((c for c in self._children if c.execution is None), None) or self._spawn()
         timeout = self.timeout_of(execution)
@@ -222,6 +226,10 @@ class Runner:
     def stop(self, sig: int | None = None) -> Finished:
         """Stop every child; with `sig`, interrupt running tasks (they fail) first."""
         finished: Finished = []
+        if self._inline is not None and sig is not None:  # interrupted inside run()
+            message = f"stopped by {signal.Signals(sig).name} while running"
+            finished.append((self._inline, Outcome(self._inline.task, "FAILED", message)))
+            self._inline = None
         for slot in list(self._children):
             if slot.execution is not None and sig is not None:
                 self._kill(slot, signal.SIGTERM)  # children ignore SIGINT: the worker decides
