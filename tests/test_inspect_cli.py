@@ -62,6 +62,8 @@ def test_dry_run_names_missing_external_data(run_pipes, write_file):
     write_file("flow.py", FLOW)
     result = run_pipes("--module", "flow", "Report", "--n", "1", "--dry-run")
     assert "missing external data (1):\n  - Landed()" in result.stdout
+    assert result.stdout.startswith("dry run: 1 task would run\n  - Part(i=0)\n")
+    assert "waiting on missing data or broken tasks (1):\n  - Report(n=1)" in result.stdout
 
 
 class FakeTerminal(io.StringIO):

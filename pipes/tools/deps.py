@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pipes.summary import Outcome, classify
 from pipes.task import Task, is_external
 from pipes.worker.completion import CompletionChecker
 from pipes.worker.walk import walk
@@ -46,15 +47,18 @@ def dependency_tree(root: Task) -> str:
 def dry_run(root: Task) -> str:
     """What a run would do: the incomplete tasks it would run, and what blocks the rest."""
     found = walk([root])
-    to_run = [
-        task
-        for task_id, task in found.tasks.items()
-        if task_id not in found.complete
-        and task_id not in found.missing_external
-        and task_id not in found.broken
+    outcomes = classify(found, {})
+    to_run = [found.tasks[t] for t, outcome in outcomes.items() if outcome == Outcome.NOT_RUN]
+    blocked = [
+        found.tasks[t]
+        for t, outcome in outcomes.items()
+        if outcome in (Outcome.UPSTREAM_FAILED, Outcome.UPSTREAM_MISSING)
     ]
     lines = [f"dry run: {len(to_run)} task{'' if len(to_run) == 1 else 's'} would run"]
     lines += [f"  - {task}" for task in to_run]
+    if blocked:
+        lines.append(f"waiting on missing data or broken tasks ({len(blocked)}):")
+        lines += [f"  - {task}" for task in blocked]
     if found.missing_external:
         lines.append(f"missing external data ({len(found.missing_external)}):")
         lines += [f"  - {found.tasks[t]}" for t in found.missing_external]
