@@ -8,6 +8,7 @@ fields and the outcome back to the worker as small tuples.
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
 import os
 import signal
@@ -74,6 +75,7 @@ def output_to(log_path: str | None) -> Iterator[None]:
 def child_main(conn: Connection, check_outputs: bool) -> None:
     """Serve ("run", TaskRef, log_path) requests until the pipe closes or says stop."""
     os.setpgid(0, 0)
+    gc.freeze()  # inherited objects: the child's collector never walks them (no copy-on-write)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker decides what a Ctrl-C stops
     signal.signal(signal.SIGUSR1, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the worker's handler: just stop
