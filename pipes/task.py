@@ -12,7 +12,7 @@ import json
 import logging
 import math
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
 from pipes import overrides
@@ -394,8 +394,3 @@ def _resolve_one(family: str, name: str, param: Parameter, given: dict[str, Any]
             raise ParameterError(f"{where}: bad default: {err}") from None
     flag = name.replace("_", "-")
     raise ParameterError(f"missing {where} (give --{family}-{flag} or set [{family}] {name})")
-
-
-def iter_tasks(struct: Any) -> Iterator[Task]:
-    """Every Task in a nest, ignoring other values."""
-    return (item for item in flatten(struct) if isinstance(item, Task))

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipes.scheduler.core import Scheduler
-from pipes.scheduler.model import Status, TaskRecord
+from pipes.scheduler.model import TaskRecord
 
 MAX_PAGE = 1000
 MAX_GRAPH_NODES = 500
@@ -125,13 +125,3 @@ def resource_list(core: Scheduler) -> list[dict[str, Any]]:
     used = core.resources_used()
     names = sorted(set(core.resources) | set(used))
     return [{"name": n, "total": core.resources.get(n, 1), "used": used.get(n, 0)} for n in names]
-
-
-def running_tasks(core: Scheduler) -> list[TaskRecord]:
-    """Tasks currently RUNNING or BATCH_RUNNING."""
-    return [
-        core.tasks[t]
-        for w in core.workers.values()
-        for t in w.running
-        if core.tasks[t].status in (Status.RUNNING, Status.BATCH_RUNNING)
-    ]
