@@ -25,6 +25,7 @@ class Outcome:
     error: str | None = None
     new_deps: list[Task] = field(default_factory=list)
     seconds: float = 0.0
+    log_tail: str | None = None  # the end of what the task printed, for the status page
 
 
 @dataclass
