@@ -174,7 +174,8 @@ def test_set_task_field_shows_in_task_list():
 def test_task_list_filters_and_paginates():
     sched = Scheduler()
     sched.add_tasks("w", [spec(f"t{i}") for i in range(10)] + [spec("d", status="DONE")], 0)
-    page = views.task_list(sched, views.TaskQuery(status="PENDING", limit=3, offset=3))
+    query = views.TaskQuery(status="PENDING", sort="task_id", limit=3, offset=3)
+    page = views.task_list(sched, query)
     assert page["total"] == 10
     assert [t["task_id"] for t in page["tasks"]] == ["t3", "t4", "t5"]
     assert views.task_list(sched, views.TaskQuery(status="DONE"))["total"] == 1

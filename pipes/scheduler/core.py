@@ -13,10 +13,11 @@ from typing import Any
 
 from pipes.exceptions import BadRequest
 from pipes.scheduler.batching import BatchIndex
+from pipes.scheduler.index import CompletionTimeline, TaskIndex
 from pipes.scheduler.model import Policy, Status, TaskRecord, TaskSpec
 from pipes.scheduler.ready_queue import ReadyQueue
 
-WAITING = (Status.PENDING, Status.FAILED, Status.DISABLED, Status.UNKNOWN)
+MAX_LOG_CHARS = 64 * 1024  # of a task's log tail kept for the status page
 
 
 @dataclass(slots=True)
@@ -50,9 +51,10 @@ class Changes:
     removed: list[str] = field(default_factory=list)
     events: list[StatusChange] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)  # "resources", "paused"
+    logs: dict[str, str] = field(default_factory=dict)  # task id -> tail of its latest log
 
     def __bool__(self) -> bool:
-        return bool(self.tasks or self.removed or self.events or self.settings)
+        return bool(self.tasks or self.removed or self.events or self.settings or self.logs)
 
 
 class Scheduler:
@@ -76,7 +78,9 @@ class Scheduler:
         self._batches = BatchIndex()
         self._holding: set[str] = set()  # tasks holding resources (one per batch)
         self.paused = False
-        self.counts: dict[Status, int] = dict.fromkeys(Status, 0)
+        self.index = TaskIndex()
+        self.timeline = CompletionTimeline()
+        self._logs: dict[str, str] = {}
 
     def take_events(self) -> list[StatusChange]:
         """Only the status events of take_changes (for callers without a store)."""
@@ -84,9 +88,16 @@ class Scheduler:
 
     def take_changes(self) -> Changes:
         """Everything changed since the last call, for the store to commit before replying."""
-        changes = Changes(list(self._dirty.values()), self._removed, self._events, self._settings)
-        self._dirty, self._removed, self._events, self._settings = {}, [], [], {}
+        changes = Changes(
+            list(self._dirty.values()), self._removed, self._events, self._settings, self._logs
+        )
+        self._dirty, self._removed, self._events, self._settings, self._logs = {}, [], [], {}, {}
         return changes
+
+    @property
+    def counts(self) -> dict[Status, int]:
+        """Number of known tasks in each status."""
+        return self.index.counts()
 
     def _touch(self, task: TaskRecord) -> None:
         self._dirty[task.task_id] = task
@@ -139,11 +150,13 @@ class Scheduler:
             self._link(task, [d for d in spec.new_deps if d not in task.deps])
         self._raise_priority(task, spec.priority)
         self._apply_reported_status(worker, task, spec, now)
+        if spec.log_tail is not None:
+            self._logs[task.task_id] = spec.log_tail[-MAX_LOG_CHARS:]
 
     def _describe(self, task: TaskRecord, spec: TaskSpec) -> None:
         task.known = True
-        self.counts[task.status] += 1
         task.family, task.module, task.params = spec.family, spec.module, spec.params
+        self.index.add(task)
         task.resources = spec.resources
         task.retry_count, task.retry_delay = spec.retry_count, spec.retry_delay
         task.disable_window = spec.disable_window
@@ -158,6 +171,7 @@ class Scheduler:
 
     def _link(self, task: TaskRecord, dep_ids: list[str]) -> None:
         task.deps = (*task.deps, *dep_ids)
+        self.index.version += 1  # derived views (upstream failed) follow the new edges
         for dep_id in dep_ids:
             dep = self._record(dep_id)
             dep.dependents.append(task.task_id)
@@ -205,8 +219,8 @@ class Scheduler:
         if task.status in (Status.RUNNING, Status.BATCH_RUNNING) and status != task.status:
             self._release(task)
         if task.known:
-            self.counts[task.status] -= 1
-            self.counts[status] += 1
+            self.index.move(task, status)
+            self.timeline.record(status, now)
         if (task.status == Status.DONE) != (status == Status.DONE):
             self._recount_dependents(task, -1 if status == Status.DONE else 1)
         task.status = status
@@ -480,7 +494,8 @@ class Scheduler:
         del self._orphans[task_id]
         del self.tasks[task_id]
         task.queue_version += 1  # its ready-queue entries are now stale
-        self.counts[task.status] -= 1
+        if task.known:
+            self.index.remove(task)
         self._dirty.pop(task_id, None)
         self._removed.append(task_id)
         for dep_id in task.deps:
@@ -510,7 +525,8 @@ class Scheduler:
     def _restore_one(self, record: TaskRecord, now: float) -> None:
         deps, record.deps = record.deps, ()
         self._link(record, list(deps))
-        self.counts[record.status] += 1
+        self.index.add(record)
+        self.timeline.record(record.status, record.updated)
         for worker_id in record.stakeholders:
             self._worker(worker_id, now).tasks.add(record.task_id)
         running = (Status.RUNNING, Status.BATCH_RUNNING)

@@ -110,6 +110,7 @@ TASK_FIELDS: dict[str, Callable[[str, Any], Any]] = {  # field -> its check
     "new_deps": _ids,
     "batch_params": _ids,
     "max_batch_size": _of(int, nullable=True),
+    "log_tail": _of(str, nullable=True),
 }
 
 
@@ -133,6 +134,7 @@ class TaskSpec:
     new_deps: list[str] | None = None
     batch_params: list[str] | None = None
     max_batch_size: int | None = None
+    log_tail: str | None = None  # the end of the task's output, kept by the store
 
     @classmethod
     def from_dict(cls, data: Any) -> TaskSpec:

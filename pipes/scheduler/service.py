@@ -34,6 +34,9 @@ class Store(Protocol):
     def prune_history(self, before: float) -> None:
         """Forget history older than `before`."""
 
+    def log(self, task_id: str) -> str | None:
+        """The tail of the task's latest log."""
+
 
 @dataclass(frozen=True)
 class Field:
@@ -98,6 +101,7 @@ class Service:
                     "status": OPTIONAL_STR,
                     "family": OPTIONAL_STR,
                     "search": OPTIONAL_STR,
+                    "sort": Field(str, required=False),
                     "limit": Field(int, required=False),
                     "offset": Field(int, required=False),
                 },
@@ -108,6 +112,7 @@ class Service:
                 {**TASK_ID, "depth": Field(int, required=False)},
             ),
             "counts": Method(lambda: views.counts(core), {}),
+            "overview": Method(lambda: views.overview(core, self.clock()), {}),
             "worker_list": Method(lambda: {"workers": views.worker_list(core)}, {}),
             "resource_list": Method(lambda: {"resources": views.resource_list(core)}, {}),
             "update_resource": Method(
@@ -190,12 +195,17 @@ class Service:
 
     def _task_list(self, **query: Any) -> dict[str, Any]:
         status = query.get("status")
-        if status is not None and status not in Status.__members__:
+        if status is not None and status not in (*Status.__members__, views.UPSTREAM_FAILED):
             raise BadRequest(f"task_list: unknown status {status!r}")
+        sort = query.get("sort", "-updated")
+        if sort.removeprefix("-") not in views.SORT_KEYS:
+            names = ", ".join(views.SORT_KEYS)
+            raise BadRequest(f"task_list: unknown sort {sort!r} (one of {names}; '-' descends)")
         return views.task_list(self.core, views.TaskQuery(**query))
 
     def _task_detail(self, task_id: str) -> dict[str, Any]:
-        return views.task_detail(self.core, task_id, self.store.history(task_id))
+        history, log = self.store.history(task_id), self.store.log(task_id)
+        return views.task_detail(self.core, task_id, history, log)
 
     def _update_resource(self, name: str, amount: int | None) -> None:
         self.core.update_resource(name, amount)

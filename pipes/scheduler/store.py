@@ -48,6 +48,7 @@ CREATE TABLE IF NOT EXISTS history (
 );
 CREATE INDEX IF NOT EXISTS history_task ON history (task_id, time);
 CREATE INDEX IF NOT EXISTS history_time ON history (time);
+CREATE TABLE IF NOT EXISTS logs (task_id TEXT PRIMARY KEY, tail TEXT NOT NULL);
 """
 
 
@@ -76,17 +77,30 @@ def record_from_json(task_id: str, text: str) -> TaskRecord:
 
 
 class MemoryStore:
-    """Keeps history in memory only: the in-process scheduler's store."""
+    """Keeps history and the latest log tails in memory only: the in-process store."""
+
+    max_logs = 1000
 
     def __init__(self) -> None:
         self._history: dict[str, list[dict[str, Any]]] = {}
+        self._logs: dict[str, str] = {}
 
     def commit(self, changes: Changes) -> None:
-        """Keep the status history; records live in the core already."""
+        """Keep the status history and log tails; records live in the core already."""
         for event in changes.events:
             self._history.setdefault(event.task_id, []).append(_event_dict(event))
+        for task_id, tail in changes.logs.items():
+            self._logs.pop(task_id, None)
+            self._logs[task_id] = tail
+            if len(self._logs) > self.max_logs:
+                del self._logs[next(iter(self._logs))]  # the longest-unchanged one
         for task_id in changes.removed:
             self._history.pop(task_id, None)
+            self._logs.pop(task_id, None)
+
+    def log(self, task_id: str) -> str | None:
+        """The tail of the task's latest log, if a worker sent one."""
+        return self._logs.get(task_id)
 
     def history(self, task_id: str) -> list[dict[str, Any]]:
         """Status changes of one task, oldest first."""
@@ -207,7 +221,10 @@ class SqliteStore:
                 "INSERT OR REPLACE INTO tasks VALUES (?, ?)",
                 [(t.task_id, record_to_json(t)) for t in changes.tasks],
             )
-            db.executemany("DELETE FROM tasks WHERE task_id = ?", [(t,) for t in changes.removed])
+            removed = [(t,) for t in changes.removed]
+            db.executemany("DELETE FROM tasks WHERE task_id = ?", removed)
+            db.executemany("DELETE FROM logs WHERE task_id = ?", removed)
+            db.executemany("INSERT OR REPLACE INTO logs VALUES (?, ?)", changes.logs.items())
             db.executemany(
                 "INSERT INTO history VALUES (?, ?, ?, ?, ?)",
                 [(e.task_id, str(e.status), e.worker, e.host, e.time) for e in changes.events],
@@ -234,6 +251,11 @@ class SqliteStore:
             (task_id,),
         )
         return [{"status": s, "worker": w, "host": h, "time": t} for s, w, h, t in rows]
+
+    def log(self, task_id: str) -> str | None:
+        """The tail of the task's latest log, if a worker sent one."""
+        row = self._conn.execute("SELECT tail FROM logs WHERE task_id = ?", (task_id,)).fetchone()
+        return row[0] if row else None
 
     def prune_history(self, before: float) -> None:
         """Forget history entries older than `before`, then fold the WAL into the file."""

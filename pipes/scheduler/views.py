@@ -2,52 +2,156 @@
 
 from __future__ import annotations
 
+import heapq
 import itertools
+from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from pipes.scheduler.core import Scheduler
-from pipes.scheduler.model import TaskRecord
+from pipes.scheduler.model import Status, TaskRecord
 
 MAX_PAGE = 1000
 MAX_GRAPH_NODES = 500
 MAX_GRAPH_DEPTH = 50
 
 
+UPSTREAM_FAILED = "UPSTREAM_FAILED"  # derived: pending behind a failed or disabled task
+SORT_KEYS: dict[str, Callable[[TaskRecord], Any]] = {
+    "updated": lambda t: (t.updated, t.task_id),
+    "task_id": lambda t: t.task_id,
+    "family": lambda t: (t.family, t.task_id),
+    "status": lambda t: (t.status, t.task_id),
+    "priority": lambda t: (t.priority, t.task_id),
+}
+RECENT_FAILURES = 10
+
+
 @dataclass(frozen=True)
 class TaskQuery:
-    """Filters and page of a task_list call."""
+    """Filters, order and page of a task_list call."""
 
-    status: str | None = None
+    status: str | None = None  # a Status, or UPSTREAM_FAILED
     family: str | None = None
-    search: str | None = None  # substring of the task id
+    search: str | None = None  # case-insensitive substring of the task id
+    sort: str = "-updated"  # a SORT_KEYS name, "-" first for descending
     limit: int = 100
     offset: int = 0
 
 
 def task_list(core: Scheduler, query: TaskQuery) -> dict[str, Any]:
-    """Known tasks matching the query, one page of them: {'total', 'tasks'}."""
+    """One sorted page of the known tasks matching the query, with counts per family.
+
+    Candidates come from the status and family indexes; only a search walks them all.
+    """
     limit = max(0, min(query.limit, MAX_PAGE))
-    status, family, search, offset = query.status, query.family, query.search, query.offset
-    matches = (
-        t
-        for t in core.tasks.values()
-        if t.known
-        and (status is None or t.status == status)
-        and (family is None or t.family == family)
-        and (search is None or search in t.task_id)
-    )
-    page, total = [], 0
-    for index, task in enumerate(matches):
-        if offset <= index < offset + limit:
-            page.append(task.summary())
-        total += 1
-    return {"total": total, "tasks": page}
+    offset = max(0, query.offset)
+    descending = query.sort.startswith("-")
+    key = SORT_KEYS[query.sort.removeprefix("-")]
+    if query.status == UPSTREAM_FAILED:
+        ids: set[str] | None = upstream_failed(core)
+        if query.family is not None:
+            ids = ids & core.index.by_family.get(query.family, set())
+        statuses = {Status.PENDING}
+    else:
+        status = Status(query.status) if query.status is not None else None
+        ids = core.index.ids(status, query.family)
+        statuses = {status} if status is not None else None
+    tasks = core.tasks
+    if ids is None:
+        candidates: Iterable[TaskRecord] = (t for t in tasks.values() if t.known)
+        total = sum(core.index.counts().values())
+    else:
+        candidates = (tasks[t] for t in ids)
+        total = len(ids)
+    if query.search:
+        needle = query.search.lower()
+        matching = [t for t in candidates if needle in t.task_id.lower()]
+        candidates, total = matching, len(matching)
+    pick = heapq.nlargest if descending else heapq.nsmallest
+    page = pick(offset + limit, candidates, key=key)[offset:]
+    families = core.index.families(statuses)
+    if query.status == UPSTREAM_FAILED:
+        families = Counter(tasks[t].family for t in upstream_failed(core))
+    return {
+        "total": total,
+        "offset": offset,
+        "limit": limit,
+        "tasks": [t.summary() for t in page],
+        "families": [{"family": f, "count": n} for f, n in sorted(families.items())],
+    }
 
 
 def counts(core: Scheduler) -> dict[str, int]:
     """Number of known tasks in each status."""
     return {str(status): count for status, count in core.counts.items()}
+
+
+def upstream_failed(core: Scheduler) -> set[str]:
+    """PENDING tasks that wait, directly or through other pending tasks, on a failed one.
+
+    The walk visits only the failed tasks' pending dependents, and its answer is reused
+    until some task changes status.
+    """
+    return core.index.cached("upstream_failed", lambda: _upstream_failed(core))
+
+
+def _upstream_failed(core: Scheduler) -> set[str]:
+    found: set[str] = set()
+    by_status = core.index.by_status
+    stack = [*by_status[Status.FAILED], *by_status[Status.DISABLED]]
+    while stack:
+        for dependent_id in core.tasks[stack.pop()].dependents:
+            dependent = core.tasks.get(dependent_id)
+            if dependent is not None and dependent.status == Status.PENDING:
+                if dependent_id not in found:
+                    found.add(dependent_id)
+                    stack.append(dependent_id)
+    return found
+
+
+def overview(core: Scheduler, now: float) -> dict[str, Any]:
+    """What the status page's front shows: counts, workers, resources, failures, timeline."""
+    status_counts = counts(core)
+    status_counts[UPSTREAM_FAILED] = len(upstream_failed(core))
+    live_after = now - core.policy.worker_disconnect_delay
+    failed_ids = itertools.chain(
+        core.index.by_status[Status.FAILED], core.index.by_status[Status.DISABLED]
+    )
+    recent = heapq.nlargest(
+        RECENT_FAILURES, (core.tasks[t] for t in failed_ids), key=SORT_KEYS["updated"]
+    )
+    return {
+        "counts": status_counts,
+        "total": sum(core.index.counts().values()),
+        "workers": {
+            "live": sum(w.last_seen >= live_after for w in core.workers.values()),
+            "total": len(core.workers),
+        },
+        "resources": resource_list(core),
+        "recent_failures": [
+            {
+                "task_id": t.task_id,
+                "family": t.family,
+                "status": str(t.status),
+                "updated": t.updated,
+                "error_line": error_line(t.error),
+            }
+            for t in recent
+        ],
+        "timeline": core.timeline.window(now),
+        "paused": core.paused,
+        "now": now,
+    }
+
+
+def error_line(error: str | None) -> str:
+    """The line of an error that says what went wrong: a traceback's last line, else the first."""
+    lines = [line for line in (error or "").splitlines() if line.strip()]
+    if not lines:
+        return ""
+    return lines[-1].strip() if lines[0].startswith("Traceback") else lines[0].strip()
 
 
 def _brief(core: Scheduler, task_id: str) -> dict[str, Any]:
@@ -57,8 +161,10 @@ def _brief(core: Scheduler, task_id: str) -> dict[str, Any]:
     return {"task_id": task_id, "family": family, "status": status}
 
 
-def task_detail(core: Scheduler, task_id: str, history: list[dict[str, Any]]) -> dict[str, Any]:
-    """One task with its history, dependencies and dependents (each with its status)."""
+def task_detail(
+    core: Scheduler, task_id: str, history: list[dict[str, Any]], log: str | None
+) -> dict[str, Any]:
+    """One task with its history, log tail, dependencies and dependents (with statuses)."""
     task = core.task(task_id)
     detail = task.summary()
     detail["deps"] = [_brief(core, d) for d in task.deps]
@@ -66,6 +172,7 @@ def task_detail(core: Scheduler, task_id: str, history: list[dict[str, Any]]) ->
     detail["stakeholders"] = sorted(task.stakeholders)
     detail["retry_at"] = task.retry_at
     detail["history"] = history
+    detail["log"] = log
     return detail
 
 

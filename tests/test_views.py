@@ -1,0 +1,159 @@
+"""The status page's views: indexes, sorting, upstream-failed, overview, log tails."""
+
+import random
+
+import pytest
+
+from pipes.exceptions import BadRequest
+from pipes.scheduler import views
+from pipes.scheduler.core import Scheduler
+from pipes.scheduler.model import Policy, Status, TaskSpec
+from pipes.scheduler.service import Service
+from pipes.scheduler.store import MemoryStore, SqliteStore
+
+
+def spec(task_id, family="F", deps=(), **fields):
+    body = {"task_id": task_id, "family": family, "deps": list(deps), **fields}
+    return TaskSpec.from_dict(body)
+
+
+def ids(page):
+    return [t["task_id"] for t in page["tasks"]]
+
+
+def brute_force(sched, status=None, family=None):
+    return {
+        t.task_id
+        for t in sched.tasks.values()
+        if t.known
+        and (status is None or t.status == status)
+        and (family is None or t.family == family)
+    }
+
+
+def random_step(sched, rng, step, now):
+    """One random change: an add, a get_work, a report, a prune, a tick or an action."""
+    worker = f"w{rng.randrange(3)}"
+    task_id = f"t{rng.randrange(80)}"
+    family = f"F{int(task_id[1:]) % 4}"
+    known = task_id in sched.tasks and sched.tasks[task_id].known
+    choice = rng.randrange(6)
+    if choice == 0:
+        deps = {f"t{rng.randrange(80)}" for _ in range(rng.randrange(3))} - {task_id}
+        sched.add_tasks(worker, [spec(task_id, family, sorted(deps))], now)
+    elif choice == 1:
+        sched.get_work(worker, now)
+    elif choice == 2 and known:
+        status = rng.choice(["DONE", "FAILED", "PENDING"])
+        sched.add_tasks(worker, [spec(task_id, family, status=status)], now)
+    elif choice == 3 and step % 50 == 0:
+        sched.prune(now + 30)  # workers vanish, orphans go
+    elif choice == 4:
+        sched.tick(now)
+    elif choice == 5 and known and sched.tasks[task_id].status != Status.RUNNING:
+        sched.mark_as_done(task_id, now)
+
+
+def test_indexes_follow_every_kind_of_change():
+    """Random adds, reports, actions, retries and pruning: the indexes agree with a full scan."""
+    rng = random.Random(7)
+    sched = Scheduler(Policy(retry_delay=5, remove_delay=1, worker_disconnect_delay=10))
+    for step in range(600):
+        random_step(sched, rng, step, float(step))
+        for status in Status:
+            assert sched.index.by_status[status] == brute_force(sched, status), status
+        for fam in ("F0", "F1", "F2", "F3"):
+            expected = brute_force(sched, family=fam)
+            assert sched.index.by_family.get(fam, set()) == expected
+            counted = sum(sched.index.family_counts.get(fam, {}).values())
+            assert counted == len(expected)
+    assert sum(len(s) for s in sched.index.by_status.values()) > 20  # the walk did build up
+
+
+def test_task_list_sorts_pages_and_counts_families():
+    sched = Scheduler()
+    for i in range(30):
+        sched.add_tasks("w", [spec(f"t{i:02d}", "A" if i % 3 else "B", priority=i % 5)], i)
+    sched.add_tasks("w", [spec("t05", "A", status="DONE")], 100)
+    newest = views.task_list(sched, views.TaskQuery(limit=3))
+    assert ids(newest) == ["t05", "t29", "t28"]  # default: most recently updated first
+    page = views.task_list(
+        sched, views.TaskQuery(status="PENDING", sort="task_id", limit=5, offset=5)
+    )
+    assert ids(page) == ["t06", "t07", "t08", "t09", "t10"]
+    assert page["total"] == 29 and page["offset"] == 5 and page["limit"] == 5
+    assert page["families"] == [{"family": "A", "count": 19}, {"family": "B", "count": 10}]
+    by_priority = views.task_list(sched, views.TaskQuery(family="B", sort="-priority", limit=2))
+    assert [t["priority"] for t in by_priority["tasks"]] == [4, 4]
+    assert by_priority["total"] == 10
+    found = views.task_list(sched, views.TaskQuery(search="T2", sort="-task_id"))
+    assert ids(found) == [f"t{i}" for i in range(29, 19, -1)]  # case-insensitive
+
+
+def test_service_rejects_unknown_sort_and_status():
+    service = Service(Scheduler(), MemoryStore(), lambda: 1.0)
+    with pytest.raises(BadRequest, match="unknown sort 'colour'"):
+        service.call("task_list", {"sort": "colour"})
+    with pytest.raises(BadRequest, match="unknown status 'LATE'"):
+        service.call("task_list", {"status": "LATE"})
+
+
+def test_upstream_failed_follows_pending_dependents_only():
+    sched = Scheduler()
+    sched.add_tasks("w", [spec("root"), spec("mid", deps=["root"]), spec("top", deps=["mid"])], 0)
+    sched.add_tasks("w", [spec("other", deps=["ok"]), spec("ok")], 0)
+    assert views.upstream_failed(sched) == set()
+    work = sched.get_work("w", 1)
+    assert work is not None
+    sched.add_tasks("w", [spec(work["task_id"], status="FAILED", error="boom")], 2)
+    failed = work["task_id"]
+    expected = {"mid", "top"} if failed == "root" else {"other"}
+    assert views.upstream_failed(sched) == expected
+    page = views.task_list(sched, views.TaskQuery(status=views.UPSTREAM_FAILED))
+    assert set(ids(page)) == expected
+    sched.forgive_failures(failed, 3)
+    assert views.upstream_failed(sched) == set()  # the cache follows the change
+
+
+def test_overview_counts_failures_and_timeline():
+    service = Service(Scheduler(), MemoryStore(), lambda: 3600.0)
+    core = service.core
+    tasks = [{"task_id": f"t{i}", "family": "F"} for i in range(5)]
+    tasks.append({"task_id": "late", "family": "G", "deps": ["t0"]})
+    service.call("add_tasks", {"worker": "w", "tasks": tasks})
+    error = "Traceback (most recent call last):\n  File x\nValueError: bad <input>\n"
+    core.add_tasks("w", [spec("t0", status="FAILED", error=error)], 3500.0)
+    core.add_tasks("w", [spec("t1", status="DONE")], 3590.0)
+    core.add_tasks("w", [spec("t2", status="DONE")], 3599.0)
+    overview = service.call("overview", {})
+    assert overview["counts"]["FAILED"] == 1 and overview["counts"]["DONE"] == 2
+    assert overview["counts"]["PENDING"] == 3 and overview["counts"]["UPSTREAM_FAILED"] == 1
+    assert overview["total"] == 6
+    assert overview["recent_failures"][0]["error_line"] == "ValueError: bad <input>"
+    assert overview["workers"] == {"live": 1, "total": 1}
+    timeline = overview["timeline"]
+    assert len(timeline["done"]) == 60 and sum(timeline["done"]) == 2
+    # one bucket per minute, the last one holding `now` (minute 60): both DONE in minute 59
+    assert timeline["done"][-2:] == [2, 0] and timeline["failed"][-3:] == [1, 0, 0]
+    assert timeline["start"] == 3600 - 59 * 60
+
+
+@pytest.mark.parametrize("store_kind", ["memory", "sqlite"])
+def test_log_tail_is_kept_by_the_store_and_shown_in_task_detail(tmp_path, store_kind):
+    store = MemoryStore() if store_kind == "memory" else SqliteStore(str(tmp_path / "s.db"))
+    if store_kind == "sqlite":
+        store.open()
+    service = Service(Scheduler(), store, lambda: 1.0)
+    service.call("add_tasks", {"worker": "w", "tasks": [{"task_id": "a"}]})
+    assert service.call("task_detail", {"task_id": "a"})["log"] is None
+    long_log = "x" * 100_000 + "last line\n"
+    report = {"task_id": "a", "status": "FAILED", "error": "boom", "log_tail": long_log}
+    service.call("get_work", {"worker": "w", "reports": [report]})
+    log = service.call("task_detail", {"task_id": "a"})["log"]
+    assert log.endswith("last line\n") and len(log) == 64 * 1024
+    if store_kind == "sqlite":
+        store.close()
+        reopened = SqliteStore(str(tmp_path / "s.db"))
+        reopened.open()
+        assert reopened.log("a") == log  # durable across a restart
+        reopened.close()
