@@ -607,7 +607,8 @@ def test_reset_state_starts_empty_when_state_file_is_corrupt(pipesd_factory):
     daemon = pipesd_factory("", start=False)
     _garbage(daemon.state_path)
     daemon.start("--reset-state")
-    assert daemon.call("task_list") == {"total": 0, "tasks": []}
+    listed = daemon.call("task_list")
+    assert listed["total"] == 0 and listed["tasks"] == []
     daemon.call("add_tasks", worker="w", tasks=[{"task_id": "T"}])
     daemon.kill()
     daemon.start()
