@@ -255,6 +255,8 @@ class Worker:
             spec = {"task_id": member, "status": outcome.status}
             if outcome.status == "FAILED" and outcome.error:
                 spec["error"] = outcome.error
+            if outcome.log_tail is not None:
+                spec["log_tail"] = outcome.log_tail
             specs.append(spec)
         self._reports.extend(specs)
         if outcome.status == "DONE" and outcome.error:  # the text on_success() returned

@@ -1,0 +1,93 @@
+"""The tail of what a task printed or logged while it ran in the worker's own process.
+
+Tasks run in children have their file descriptors redirected to a log file instead (see
+child.py); in-process, output still goes where it always went and a copy of its end is
+kept for the status page.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import logging
+import sys
+from collections.abc import Iterator
+from typing import Any, TextIO
+
+TAIL_CHARS = 16 * 1024
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class Tail:
+    """The last `limit` characters written to it."""
+
+    def __init__(self, limit: int = TAIL_CHARS) -> None:
+        self.limit = limit
+        self._chunks: collections.deque[str] = collections.deque()
+        self._size = 0
+
+    def add(self, text: str) -> None:
+        """Keep text, dropping whole old chunks beyond the limit."""
+        if not text:
+            return
+        self._chunks.append(text)
+        self._size += len(text)
+        while self._size - len(self._chunks[0]) >= self.limit:
+            self._size -= len(self._chunks.popleft())
+
+    def text(self) -> str | None:
+        """What was kept, starting at a line start when the cut fell mid-line; None if empty."""
+        return last_lines("".join(self._chunks), self.limit)
+
+
+def last_lines(text: str, limit: int) -> str | None:
+    """The end of text, at most `limit` characters, from a line start where possible."""
+    if len(text) > limit:
+        text = text[-limit:]
+        newline = text.find("\n")
+        if 0 <= newline < len(text) - 1:
+            text = text[newline + 1 :]
+    return text or None
+
+
+class _Tee:
+    """A text stream that writes through to another and keeps a copy in a Tail."""
+
+    def __init__(self, target: TextIO, tail: Tail) -> None:
+        self._target = target
+        self._tail = tail
+
+    def write(self, text: str) -> int:
+        self._tail.add(text)
+        return self._target.write(text)
+
+    def __getattr__(self, name: str) -> Any:  # flush, fileno, isatty, encoding, ...
+        return getattr(self._target, name)
+
+
+class _TailHandler(logging.Handler):
+    def __init__(self, tail: Tail) -> None:
+        super().__init__()
+        self.tail = tail
+        self.setFormatter(logging.Formatter(LOG_FORMAT))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.tail.add(self.format(record) + "\n")
+        except Exception:  # a record that cannot be formatted must not fail the task
+            self.handleError(record)
+
+
+@contextlib.contextmanager
+def captured_tail() -> Iterator[Tail]:
+    """Keep the end of sys.stdout, sys.stderr and log records written during the block."""
+    tail = Tail()
+    handler = _TailHandler(tail)
+    stdout, stderr = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = _Tee(stdout, tail), _Tee(stderr, tail)  # type: ignore[assignment]
+    logging.root.addHandler(handler)
+    try:
+        yield tail
+    finally:
+        logging.root.removeHandler(handler)
+        sys.stdout, sys.stderr = stdout, stderr
