@@ -18,6 +18,7 @@ import tornado.web
 
 from pipes.exceptions import BadRequest
 from pipes.scheduler.service import API_VERSION, Service
+from pipes.server import pages
 from pipes.server.metrics import LatencyHistogram, render
 
 logger = logging.getLogger("pipes.server")
@@ -167,6 +168,7 @@ def make_app(service: Service, options: ServerOptions) -> tornado.web.Applicatio
             (rf"/api/v{API_VERSION}/(\w+)", RPCHandler, rpc),
             (r"/health", HealthHandler),
             (r"/metrics", MetricsHandler, {"service": service, "latency": latency}),
+            *pages.routes(),
         ],
         default_handler_class=NotFoundHandler,
         log_function=_log_request,
