@@ -179,15 +179,33 @@ def luigid(base: str | None = None) -> Iterator[Daemon]:
             _stop(daemon)
 
 
-def get_work_metrics(daemon: Daemon) -> dict:
-    """pipesd's own get_work figures from /metrics: {'count', 'mean'} (mean in seconds, the
-    handler's time: validation, scheduler and SQLite commit, without HTTP)."""
+def _metrics_text(daemon: Daemon) -> str:
     conn = http.client.HTTPConnection(daemon.host, daemon.port, timeout=10)
     conn.request("GET", "/metrics")
     text = conn.getresponse().read().decode()
     conn.close()
+    return text
+
+
+def method_seconds(daemon: Daemon, method: str) -> tuple[float, int]:
+    """pipesd's own (total seconds, calls) of one RPC method so far, from /metrics: the
+    handler's time (validation, scheduler, store), without HTTP and JSON encoding."""
     values = {}
-    for line in text.splitlines():
+    for line in _metrics_text(daemon).splitlines():
+        name, _, value = line.partition(" ")
+        if name in (
+            f'pipes_rpc_seconds_sum{{method="{method}"}}',
+            f'pipes_rpc_seconds_count{{method="{method}"}}',
+        ):
+            values[name.split("{")[0]] = float(value)
+    return values.get("pipes_rpc_seconds_sum", 0.0), int(values.get("pipes_rpc_seconds_count", 0))
+
+
+def get_work_metrics(daemon: Daemon) -> dict:
+    """pipesd's own get_work figures from /metrics: {'count', 'mean'} (mean in seconds, the
+    handler's time: validation, scheduler and SQLite commit, without HTTP)."""
+    values = {}
+    for line in _metrics_text(daemon).splitlines():
         name, _, value = line.partition(" ")
         if name in ("pipes_get_work_seconds_sum", "pipes_get_work_seconds_count"):
             values[name] = float(value)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import operator
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,14 +19,10 @@ MAX_GRAPH_DEPTH = 50
 
 
 UPSTREAM_FAILED = "UPSTREAM_FAILED"  # derived: pending behind a failed or disabled task
-SORT_KEYS: dict[str, Callable[[TaskRecord], Any]] = {
-    "updated": lambda t: (t.updated, t.task_id),
-    "task_id": lambda t: t.task_id,
-    "family": lambda t: (t.family, t.task_id),
-    "status": lambda t: (t.status, t.task_id),
-    "priority": lambda t: (t.priority, t.task_id),
-}
+SORT_KEYS = ("updated", "task_id", "family", "status", "priority")  # ties go by task id
 RECENT_FAILURES = 10
+BY_ID = operator.attrgetter("task_id")
+BY_UPDATED = operator.attrgetter("updated")
 
 
 @dataclass(frozen=True)
@@ -47,8 +44,6 @@ def task_list(core: Scheduler, query: TaskQuery) -> dict[str, Any]:
     """
     limit = max(0, min(query.limit, MAX_PAGE))
     offset = max(0, query.offset)
-    descending = query.sort.startswith("-")
-    key = SORT_KEYS[query.sort.removeprefix("-")]
     if query.status == UPSTREAM_FAILED:
         ids: set[str] | None = upstream_failed(core)
         if query.family is not None:
@@ -69,8 +64,7 @@ def task_list(core: Scheduler, query: TaskQuery) -> dict[str, Any]:
         needle = query.search.lower()
         matching = [t for t in candidates if needle in t.task_id.lower()]
         candidates, total = matching, len(matching)
-    pick = heapq.nlargest if descending else heapq.nsmallest
-    page = pick(offset + limit, candidates, key=key)[offset:]
+    page = _page(candidates, query.sort, offset, offset + limit, total)
     families = core.index.families(statuses)
     if query.status == UPSTREAM_FAILED:
         families = Counter(tasks[t].family for t in upstream_failed(core))
@@ -81,6 +75,20 @@ def task_list(core: Scheduler, query: TaskQuery) -> dict[str, Any]:
         "tasks": [t.summary() for t in page],
         "families": [{"family": f, "count": n} for f, n in sorted(families.items())],
     }
+
+
+def _page(tasks: Iterable[TaskRecord], sort: str, start: int, stop: int, total: int) -> list[Any]:
+    """tasks[start:stop] in the order `sort` names, ties by task id."""
+    descending = sort.startswith("-")
+    field = sort.removeprefix("-")
+    if stop * 8 < total:  # an early page: a heap of `stop` tasks beats sorting them all
+        pick = heapq.nlargest if descending else heapq.nsmallest
+        return pick(stop, tasks, key=lambda t: (getattr(t, field), t.task_id))[start:]
+    # Two stable sorts, each on one plain value, beat one sort on (value, id) pairs.
+    ordered = sorted(tasks, key=BY_ID, reverse=descending)
+    if field != "task_id":
+        ordered.sort(key=operator.attrgetter(field), reverse=descending)
+    return ordered[start:stop]
 
 
 def counts(core: Scheduler) -> dict[str, int]:
@@ -120,7 +128,7 @@ def overview(core: Scheduler, now: float) -> dict[str, Any]:
         core.index.by_status[Status.FAILED], core.index.by_status[Status.DISABLED]
     )
     recent = heapq.nlargest(
-        RECENT_FAILURES, (core.tasks[t] for t in failed_ids), key=SORT_KEYS["updated"]
+        RECENT_FAILURES, (core.tasks[t] for t in failed_ids), key=BY_UPDATED
     )
     return {
         "counts": status_counts,

@@ -1,4 +1,4 @@
-"""Prometheus text exposition of scheduler figures (task counts, workers, get_work latency)."""
+"""Prometheus text exposition of scheduler figures (task counts, workers, call latencies)."""
 
 from __future__ import annotations
 
@@ -32,7 +32,28 @@ class LatencyHistogram:
         return out
 
 
-def render(core: Scheduler, get_work: LatencyHistogram) -> str:
+class CallTimes:
+    """Time spent answering each RPC method, and how many calls."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.calls: dict[str, int] = {}
+
+    def observe(self, method: str, seconds: float) -> None:
+        """Record one call of a method."""
+        self.seconds[method] = self.seconds.get(method, 0.0) + seconds
+        self.calls[method] = self.calls.get(method, 0) + 1
+
+    def lines(self, name: str) -> list[str]:
+        """Sum and count per method."""
+        out = []
+        for method in sorted(self.calls):
+            out.append(f'{name}_sum{{method="{method}"}} {self.seconds[method]}')
+            out.append(f'{name}_count{{method="{method}"}} {self.calls[method]}')
+        return out
+
+
+def render(core: Scheduler, get_work: LatencyHistogram, calls: CallTimes) -> str:
     """The whole /metrics page."""
     lines = [
         "# HELP pipes_tasks Tasks known to the scheduler, by status.",
@@ -47,5 +68,8 @@ def render(core: Scheduler, get_work: LatencyHistogram) -> str:
         "# HELP pipes_get_work_seconds Time to answer get_work, in seconds.",
         "# TYPE pipes_get_work_seconds histogram",
         *get_work.lines("pipes_get_work_seconds"),
+        "# HELP pipes_rpc_seconds Time to answer each RPC method, in seconds.",
+        "# TYPE pipes_rpc_seconds summary",
+        *calls.lines("pipes_rpc_seconds"),
     ]
     return "\n".join(lines) + "\n"
