@@ -19,7 +19,7 @@ import tornado.web
 from pipes.exceptions import BadRequest
 from pipes.scheduler.service import API_VERSION, Service
 from pipes.server import pages
-from pipes.server.metrics import LatencyHistogram, render
+from pipes.server.metrics import CallTimes, LatencyHistogram, render
 
 logger = logging.getLogger("pipes.server")
 
@@ -28,6 +28,7 @@ READ_ONLY = {
     "task_detail",
     "graph",
     "counts",
+    "overview",
     "worker_list",
     "resource_list",
     "is_paused",
@@ -72,11 +73,12 @@ class RPCHandler(_JSONHandler):
     """One RPC call: authenticate, read a bounded body, run it through the service, answer."""
 
     def initialize(
-        self, service: Service, options: ServerOptions, latency: LatencyHistogram
+        self, service: Service, options: ServerOptions, latency: LatencyHistogram, calls: CallTimes
     ) -> None:
         self.service = service
         self.options = options
         self.latency = latency
+        self.calls = calls
         self._chunks: list[bytes] = []
         self._size = 0
         self._too_big = False
@@ -112,8 +114,10 @@ class RPCHandler(_JSONHandler):
             result = self.service.call(method, body)
         except BadRequest as err:
             raise tornado.web.HTTPError(400, "%s", err) from None
+        seconds = time.perf_counter() - started
+        self.calls.observe(method, seconds)
         if method == "get_work":
-            self.latency.observe(time.perf_counter() - started)
+            self.latency.observe(seconds)
         self.write_json(result)
 
     def get(self, method: str) -> None:
@@ -143,13 +147,14 @@ class HealthHandler(_JSONHandler):
 class MetricsHandler(tornado.web.RequestHandler):
     """Prometheus text format."""
 
-    def initialize(self, service: Service, latency: LatencyHistogram) -> None:
+    def initialize(self, service: Service, latency: LatencyHistogram, calls: CallTimes) -> None:
         self.service = service
         self.latency = latency
+        self.calls = calls
 
     def get(self) -> None:
         self.set_header("Content-Type", "text/plain; version=0.0.4")
-        self.finish(render(self.service.core, self.latency))
+        self.finish(render(self.service.core, self.latency, self.calls))
 
 
 class NotFoundHandler(_JSONHandler):
@@ -161,13 +166,13 @@ class NotFoundHandler(_JSONHandler):
 
 def make_app(service: Service, options: ServerOptions) -> tornado.web.Application:
     """The pipesd application over one service."""
-    latency = LatencyHistogram()
-    rpc = {"service": service, "options": options, "latency": latency}
+    timings = {"latency": LatencyHistogram(), "calls": CallTimes()}
+    rpc = {"service": service, "options": options, **timings}
     return tornado.web.Application(
         [
             (rf"/api/v{API_VERSION}/(\w+)", RPCHandler, rpc),
             (r"/health", HealthHandler),
-            (r"/metrics", MetricsHandler, {"service": service, "latency": latency}),
+            (r"/metrics", MetricsHandler, {"service": service, **timings}),
             *pages.routes(),
         ],
         default_handler_class=NotFoundHandler,
