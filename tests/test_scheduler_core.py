@@ -227,3 +227,15 @@ def test_get_work_hands_in_reports_and_takes_several_tasks_in_one_call():
     assert [t["task_id"] for t in third["tasks"]] == ["t1", "t2"]  # same priority only
     with pytest.raises(BadRequest, match="max_tasks"):
         service.call("get_work", {"worker": "w", "max_tasks": 0})
+
+
+def test_tasks_of_the_same_workers_share_one_stakeholder_set():
+    sched = Scheduler(Policy(worker_disconnect_delay=10))
+    sched.add_tasks("w1", [spec("a"), spec("b")], 0)
+    sched.add_tasks("w2", [spec("a"), spec("b")], 0)
+    a, b = sched.tasks["a"], sched.tasks["b"]
+    assert a.stakeholders == {"w1", "w2"} and a.stakeholders is b.stakeholders
+    assert a.workers is b.workers
+    sched.ping("w2", 20)
+    sched.prune(20)  # w1 is gone
+    assert a.stakeholders == {"w2"} and a.stakeholders is b.stakeholders

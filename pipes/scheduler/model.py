@@ -167,11 +167,11 @@ class TaskRecord:
     retry_count: int | None = None
     retry_delay: float | None = None
     disable_window: float | None = None
-    workers: set[str] = field(default_factory=set)  # workers able to run it
-    stakeholders: set[str] = field(default_factory=set)
+    workers: frozenset[str] = frozenset()  # workers able to run it (shared, see Scheduler)
+    stakeholders: frozenset[str] = frozenset()
     dependents: list[str] = field(default_factory=list)
     unfinished: int = 0  # deps that are not DONE
-    failures: list[float] = field(default_factory=list)
+    failures: tuple[float, ...] = ()
     retry_at: float | None = None
     worker_running: str | None = None
     time_running: float | None = None

@@ -71,8 +71,9 @@ def record_from_json(task_id: str, text: str) -> TaskRecord:
     task.status = Status(data["status"])
     task.deps = tuple(data["deps"])
     task.batch_params = tuple(data["batch_params"])
-    task.workers = set(data["workers"])
-    task.stakeholders = set(data["stakeholders"])
+    task.workers = frozenset(data["workers"])
+    task.stakeholders = frozenset(data["stakeholders"])
+    task.failures = tuple(task.failures)
     return task
 
 
