@@ -1,10 +1,11 @@
 """A real pipesd fed by real `pipes` workers, and headless Chromium, for the status page tests.
 
 `status_site` (module-scoped) starts pipesd and three workers on STATUS_FLOWS, then waits
-until the run has settled into a known state: 60 leaves and a small DAG done, failed and
-disabled tasks, one task blocked RUNNING (its worker is killed at teardown) and one PENDING
-behind it. `browser` is Playwright's Chromium from /usr/bin/chromium; `page` is a fresh
-context per test that fails the test on any JavaScript error.
+until the run has settled into a known state: 60 leaves and most of a small DAG done,
+failed and disabled tasks, pending tasks behind failed ones, and one task blocked RUNNING
+(its worker is killed at teardown) with one PENDING behind it. `browser` is Playwright's
+Chromium from /usr/bin/chromium; `page` is a fresh context per test that fails the test on
+any JavaScript error.
 """
 
 from __future__ import annotations
@@ -151,12 +152,14 @@ class Part(pipes.Task):
         return pipes.LocalTarget(f"out/part-{self.name}.txt")
 
     def run(self):
+        if self.name == "c":
+            raise KeyError("lookup table has no key 'c'")
         with self.output().open("w") as out:
             out.write(self.name)
 
 
 class Merge(pipes.Task):
-    """The graph test's DAG: 6 tasks, 8 edges, one of them skipping a layer."""
+    """The graph test's DAG: 6 tasks, 8 edges, one of them skipping a layer; Part c fails."""
 
     def requires(self):
         return [Part(name=n) for n in "abc"] + [Source(name="lookup")]
@@ -243,8 +246,8 @@ def _settled(site: Site) -> bool:
     return (
         counts.get("RUNNING") == 1
         and counts.get("DISABLED") == 1
-        and counts.get("FAILED") == 2
-        and counts.get("DONE") == LEAVES + 1 + 6  # leaves, Label, the Merge DAG
+        and counts.get("FAILED") == 3
+        and counts.get("DONE") == LEAVES + 1 + 4  # leaves, Label, the Merge DAG but Part c, Merge
     )
 
 
@@ -313,14 +316,21 @@ def page(browser: Any) -> Iterator[Any]:
     assert not unexpected, f"JavaScript errors on the page: {unexpected}"
 
 
-def screenshot(tab: Any, name: str, full_page: bool = False) -> Path:
-    """Save tests/artifacts/<name>.png (and docs/status-<name>.png when asked for)."""
+def screenshot(tab: Any, name: str, full_page: bool = False, selector: str | None = None) -> Path:
+    """Save tests/artifacts/<name>.png (and docs/status-<name>.png when asked for).
+
+    With `selector`, only that element is shot; otherwise the viewport (or the full page).
+    """
     ARTIFACTS.mkdir(exist_ok=True)
-    path = ARTIFACTS / f"{name}.png"
-    tab.screenshot(path=str(path), full_page=full_page)
-    if DOCS_SCREENSHOTS:
-        tab.screenshot(path=str(DOCS / f"status-{name}.png"), full_page=full_page)
-    return path
+    paths = [ARTIFACTS / f"{name}.png"] + (
+        [DOCS / f"status-{name}.png"] if DOCS_SCREENSHOTS else []
+    )
+    for path in paths:
+        if selector:
+            tab.locator(selector).screenshot(path=str(path))
+        else:
+            tab.screenshot(path=str(path), full_page=full_page)
+    return paths[0]
 
 
 def accept_dialogs(tab: Any) -> list[str]:

@@ -212,7 +212,9 @@ const Pipes = (() => {
     for (const node of document.querySelectorAll("[data-count]")) {
       const count = data.counts[node.dataset.count] || 0;
       node.textContent = number(count);
-      node.closest(".count").classList.toggle("zero", count === 0);
+      const card = node.closest(".count");
+      card.classList.toggle("zero", count === 0);
+      if (node.dataset.count === "UNKNOWN") card.hidden = count === 0; // rare: shown only when there are some
     }
     setText("#total", number(data.total));
     $("#paused").hidden = !data.paused;
