@@ -273,11 +273,21 @@ def status_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         site.ids["Fragile"] = site.task("Fragile")["task_id"]
         yield site
     finally:
-        for proc in site.workers:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(10)
+        stop_workers(site.workers)
         daemon.cleanup()
+
+
+def stop_workers(procs: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM, so each worker stops its child processes too (SIGKILL would orphan them)."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
 
 
 @pytest.fixture(scope="module")
