@@ -101,6 +101,11 @@ def test_overview_counts_match_the_api_and_link_to_the_filtered_list(status_site
 
 
 def test_task_list_pages_through_a_family_with_the_api_total(status_site, page):
+    asked: list[dict[str, Any]] = []
+    page.on(
+        "request",
+        lambda r: asked.append(r.post_data_json) if r.url.endswith("/task_list") else None,
+    )
     page.goto(status_site.url + "/tasks?family=Leaf")
     expect(page.locator("#total")).to_have_text(str(LEAVES))
     assert status_site.call("task_list", family="Leaf")["total"] == LEAVES
@@ -120,6 +125,9 @@ def test_task_list_pages_through_a_family_with_the_api_total(status_site, page):
     page.go_back()
     page.wait_for_url(re.compile(r"family=Leaf$"))
     expect(rows).to_have_count(50)
+    # the browser only ever asks for one page of tasks
+    assert {body["offset"] for body in asked} == {0, 50}
+    assert {body["limit"] for body in asked} == {50}
 
 
 def test_task_list_filters_by_status_family_list_and_search(status_site, page):

@@ -186,17 +186,15 @@ const Pipes = (() => {
     return Number(n || 0).toLocaleString("en");
   }
 
-  /** A link for http(s) URLs only; anything else (javascript:, data:) stays text. */
+  /** A link for absolute http(s) URLs only; anything else (javascript:, data:, relative) stays text. */
   function safeLink(url) {
     let parsed = null;
     try {
-      parsed = new URL(url, location.href);
+      parsed = /^https?:\/\//i.test(url) ? new URL(url) : null;
     } catch (err) {
       parsed = null;
     }
-    if (parsed && (parsed.protocol === "http:" || parsed.protocol === "https:")) {
-      return el("a", { href: parsed.href, rel: "noopener noreferrer", target: "_blank", text: url });
-    }
+    if (parsed) return el("a", { href: parsed.href, rel: "noopener noreferrer", target: "_blank", text: url });
     return el("span", { text: url });
   }
 

@@ -314,10 +314,17 @@ const PipesGraph = (() => {
       Pipes.number(data.nodes.length) + " tasks, " + Pipes.number(data.edges.length) + " dependencies" +
       (opts.collapse ? " · " + shown.nodes.length + " boxes after collapsing" : "") +
       (result.crossings ? " · " + result.crossings + " crossings" : "");
-    if (!scrolled) {
+    if (!scrolled) { // once: later refreshes keep where the reader scrolled to
       scrolled = true;
-      const root = box.querySelector("g.node.root");
-      if (root) root.scrollIntoView({ block: "center", inline: "center" });
+      const frame = box.parentElement;
+      for (const layer of result.layers) {
+        for (const v of layer) {
+          if (v.node && v.node.root) {
+            frame.scrollLeft = v.x + NODE_W / 2 - frame.clientWidth / 2;
+            frame.scrollTop = v.y + NODE_H / 2 - frame.clientHeight / 2;
+          }
+        }
+      }
     }
   }
 
