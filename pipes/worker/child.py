@@ -1,33 +1,39 @@
-"""The worker's child processes: each runs task after task, sent over a pipe, in isolation.
+"""The worker's child processes: each runs the tasks the worker sends it, one after another.
 
 A child lives in its own process group (so a timeout can kill it with everything it
-started), writes each task's stdout/stderr to that task's log file, and sends progress
-fields and the outcome back to the worker as small tuples.
+started) and writes each task's stdout/stderr to a log file (tasklog.py). The worker may
+send several tasks at once; before starting each, the child claims it in shared memory,
+so the worker can take back tasks not yet started. Outcomes go back as small tuples, a few
+at a time: a DONE is held up to FLUSH_COUNT outcomes or FLUSH_AFTER seconds, anything
+else (a failure, a field set by run()) is sent at once.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import gc
 import importlib
 import os
 import signal
-import sys
-from collections.abc import Iterator
+import time
 from dataclasses import dataclass
-from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, NamedTuple
 
 from pipes.task import Task
 from pipes.task_register import get_task_cls
+from pipes.worker.channel import FrameReader, Shared, frame, write_all
 from pipes.worker.execute import Execution
+from pipes.worker.tasklog import Capture
 
 # Tasks the parent knew when it forked this child: looked up by id before rebuilding one.
 known_tasks: dict[str, Task] = {}
 
+FLUSH_COUNT = 4  # DONE outcomes a child holds before sending them in one write
+FLUSH_AFTER = 0.005  # seconds: a held outcome is sent at least this soon after its task ends
 
-@dataclass(frozen=True)
-class TaskRef:
+
+class TaskRef(NamedTuple):
     """Enough to find or rebuild a task in a child: its id, module, family and parameters."""
 
     task_id: str
@@ -49,58 +55,101 @@ class TaskRef:
         return task
 
 
-@contextlib.contextmanager
-def output_to(log_path: str | None) -> Iterator[None]:
-    """Send this process's stdout and stderr (fds 1 and 2) to log_path for the block."""
-    if log_path is None:
-        yield
-        return
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = os.dup(1), os.dup(2)
-    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    try:
-        os.dup2(fd, 1)
-        os.dup2(fd, 2)
-        yield
-    finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os.dup2(saved[0], 1)
-        os.dup2(saved[1], 2)
-        for descriptor in (fd, *saved):
-            os.close(descriptor)
+# What the worker sends: (sequence number, scheduler task id, None when the child knows the
+# task from its fork snapshot else its TaskRef). A frame holds a list of these, or None: stop.
+Entry = tuple[int, str, TaskRef | None]
 
 
-def child_main(conn: Connection, check_outputs: bool) -> None:
-    """Serve ("run", TaskRef, log_path) requests until the pipe closes or says stop."""
+@dataclass(frozen=True)
+class ChildSetup:
+    """What a child is forked with."""
+
+    task_fd: int  # tasks in
+    result_fd: int  # outcomes out
+    shared: Shared
+    close_fds: tuple[int, ...]  # the worker's ends of its pipes to other children
+    check_outputs: bool
+    log_dir: str | None
+    private_log: str | None  # the child's own log file when there is no log_dir
+
+
+def child_main(setup: ChildSetup) -> None:
+    """Run the tasks sent until the worker says stop or goes away."""
     os.setpgid(0, 0)
     gc.freeze()  # inherited objects: the child's collector never walks them (no copy-on-write)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker decides what a Ctrl-C stops
     signal.signal(signal.SIGUSR1, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the worker's handler: just stop
-    while True:
-        try:
-            request = conn.recv()
-        except EOFError:
-            return
-        if request[0] != "run":
-            return
-        _, ref, log_path = request
-        conn.send(("done", _run_one(conn, ref, log_path, check_outputs)))
+    for fd in setup.close_fds:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    capture = Capture(setup.log_dir, setup.private_log)
+    capture.start()
+    _Server(setup, capture).serve()
 
 
-def _run_one(conn: Connection, ref: TaskRef, log_path: str | None, check: bool) -> dict[str, Any]:
-    with output_to(log_path):
+class _Server:
+    def __init__(self, setup: ChildSetup, capture: Capture) -> None:
+        self.setup = setup
+        self.capture = capture
+        self.reader = FrameReader(setup.task_fd, blocking=True)
+        self.queue: collections.deque[Entry] = collections.deque()
+        self.held: list[tuple[Any, ...]] = []  # messages not sent yet
+        self.held_since = 0.0
+
+    def serve(self) -> None:
+        while True:
+            if not self.queue:
+                self.send()
+                if not self.receive():
+                    return
+                continue
+            seq, key, ref = self.queue.popleft()
+            if self.setup.shared.claim(seq):
+                self.run(seq, key, ref)
+
+    def receive(self) -> bool:
+        """Wait for tasks; False when told to stop or the worker is gone."""
+        for message in self.reader.read_some():
+            if message is None:
+                return False
+            self.queue.extend(message)
+        return not self.reader.closed
+
+    def run(self, seq: int, key: str, ref: TaskRef | None) -> None:
+        shared = self.setup.shared
+        shared.log_start(self.capture.begin(key))
         try:
-            task = ref.load()
+            task = known_tasks[key] if ref is None else ref.load()
         except Exception as err:
-            return {"status": "FAILED", "error": f"cannot load {ref.family} in the child: {err}"}
-        task._status_reporter = lambda name, value: conn.send(("field", name, value))
-        outcome = Execution(task, check).step()
-    return {
-        "status": outcome.status,
-        "error": outcome.error,
-        "seconds": outcome.seconds,
-        "new_deps": [TaskRef.of(dep) for dep in outcome.new_deps],
-    }
+            family = ref.family if ref is not None else key
+            result = ("FAILED", f"cannot load {family} in the child: {err}", 0.0, [])
+        else:
+            task._status_reporter = lambda name, value: self.field(seq, name, value)
+            outcome = Execution(task, self.setup.check_outputs).step()
+            new_deps = [TaskRef.of(dep) for dep in outcome.new_deps]
+            result = (outcome.status, outcome.error, outcome.seconds, new_deps)
+        self.hold(("done", seq, *result, self.capture.end()))
+        if result[0] != "DONE":  # sent before it counts as finished: see Runner._lost
+            self.send()
+            shared.finished(seq)
+            return
+        shared.finished(seq)
+        if len(self.held) >= FLUSH_COUNT or time.monotonic() - self.held_since >= FLUSH_AFTER:
+            self.send()
+
+    def field(self, seq: int, name: str, value: Any) -> None:
+        data = frame([("field", seq, name, value)])  # an unpicklable value fails run(), not us
+        self.send()
+        write_all(self.setup.result_fd, data)
+
+    def hold(self, message: tuple[Any, ...]) -> None:
+        if not self.held:
+            self.held_since = time.monotonic()
+        self.held.append(message)
+
+    def send(self) -> None:
+        if self.held:
+            data = frame(self.held)
+            self.held = []
+            write_all(self.setup.result_fd, data)

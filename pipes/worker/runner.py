@@ -4,6 +4,12 @@ Children take task after task (so many small tasks cost no fork each) and are re
 after max_tasks_per_child tasks or when their memory grows past max_child_rss_mb. A task
 past its timeout has its child's whole process group killed; a child that dies mid-task
 fails that task with its exit status. Either way nothing it half-wrote is published.
+
+A family whose recent runs took under FAST_SECONDS has its tasks sent several at a time,
+and a child may hold up to DEPTH of them, so it does not wait on the worker between two.
+Any other task, and any task with a timeout, goes alone to an idle child. Tasks a child
+has not started can be taken back: when it has sent nothing for STEAL_AFTER while another
+child idles, and after finish_up() (SIGUSR1), when they come back as PENDING.
 """
 
 from __future__ import annotations
@@ -11,23 +17,31 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import select
+import shutil
 import signal
+import tempfile
 import time
-import warnings
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
 from pipes.event import Event
 from pipes.worker import child
 from pipes.worker.execute import Execution, Outcome
+from pipes.worker.handle import ChildHandle, ForkOptions
+from pipes.worker.tasklog import tail_of_file, task_log_path
 from pipes.worker.walk import fire_event
 
 logger = logging.getLogger("pipes.worker")
 Finished = list[tuple[Execution, Outcome]]
 RSS_CHECK_EVERY = 25  # tasks between looks at a child's memory (each look reads /proc)
+FAST_SECONDS = 0.01  # a family whose recent runs took less is sent several tasks at a time
+DEPTH = 8  # tasks of fast families a child may hold: one running, the others waiting
+STEAL_AFTER = 0.1  # seconds a child may hold waiting tasks without news while another idles
+_IN = select.POLLIN | select.POLLHUP | select.POLLERR
 
 
 @dataclass(frozen=True)
@@ -39,17 +53,8 @@ class RunnerOptions:
     timeout: float | None = None  # default per-task timeout in seconds
     max_tasks_per_child: int = 1000
     max_child_rss_mb: float = 2048.0
-    log_dir: str | None = None  # per-task stdout/stderr files; None keeps the worker's
+    log_dir: str | None = None  # keep each task's stdout/stderr in <log_dir>/<task id>.log
     check_outputs: bool = True
-
-
-@dataclass
-class _Child:
-    process: Any
-    conn: Connection
-    execution: Execution | None = None
-    deadline: float | None = None
-    tasks_run: int = 0
 
 
 class Runner:
@@ -58,61 +63,54 @@ class Runner:
     def __init__(self, options: RunnerOptions, on_field: Callable[[str, str, Any], None]) -> None:
         self.options = options
         self.on_field = on_field  # (task id, field, value) from run() in a child
-        self._children: list[_Child] = []
+        self._children: list[ChildHandle] = []
+        self._by_fd: dict[int, ChildHandle] = {}
+        self._poller = select.poll()
+        self._outbox: deque[tuple[Execution, bool]] = deque()  # (execution, fast), not sent yet
+        self._slow_waiting = 0  # executions in the outbox that must run alone
         self._finished: Finished = []
         self._inline: Execution | None = None  # running in this process right now
         self._context = multiprocessing.get_context("fork")
+        self._isolate = options.workers > 1 or options.force_multiprocessing
+        self._family_seconds: dict[type, float] = {}  # decaying max of recent run times
+        self._expect_fast = False  # the last execution submitted could wait behind others
+        self._finishing = False
+        self._private_dir: str | None = None  # children's own log files, without log_dir
+        self._forks = 0
+        self._known: tuple[int, frozenset[str]] = (-1, frozenset())
 
     def timeout_of(self, execution: Execution) -> float | None:
         """The task's own worker_timeout, else the configured default."""
         return execution.task.worker_timeout or self.options.timeout
 
     def has_room(self) -> bool:
-        """Whether another execution can start now."""
-        return len(self.busy()) < self.options.workers
+        """Whether the worker should hand over another execution now."""
+        if not self._isolate:
+            return not self._outbox and not any(c.inflight for c in self._children)
+        if len(self._outbox) < self._idle_slots():
+            return True
+        if not self._expect_fast or self._slow_waiting:
+            return False
+        held = len(self._outbox) + sum(len(c.inflight) for c in self._children)
+        return held < self.options.workers * DEPTH
 
     def busy(self) -> list[Execution]:
-        """Executions running in children now."""
-        return [c.execution for c in self._children if c.execution is not None]
+        """Executions handed over and not finished: running, or waiting for a child."""
+        held = [e for c in self._children for e in c.inflight.values()]
+        return held + [e for e, _ in self._outbox] if self._outbox else held
 
     def submit(self, execution: Execution) -> None:
-        """Start an execution: inline (finished on return) or in a free child."""
-        isolate = self.options.workers > 1 or self.options.force_multiprocessing
-        if not isolate and self.timeout_of(execution) is None:
+        """Start an execution: inline (finished on return), or queue it for a child."""
+        if not self._isolate and self.timeout_of(execution) is None:
             self._inline = execution
             outcome = execution.step()
             self._inline = None
             self._finished.append((execution, outcome))
             return
-        slot = next((c for c in self._children if c.execution is None), None) or self._spawn()
-        timeout = self.timeout_of(execution)
-        slot.execution = execution
-        slot.deadline = time.monotonic() + timeout if timeout else None
-        slot.conn.send(("run", child.TaskRef.of(execution.task), self._log_path(execution)))
-
-    def _log_path(self, execution: Execution) -> str | None:
-        if self.options.log_dir is None:
-            return None
-        Path(self.options.log_dir).mkdir(parents=True, exist_ok=True)
-        return os.path.join(self.options.log_dir, f"{execution.members[0]}.log")
-
-    def _spawn(self) -> _Child:
-        parent_end, child_end = self._context.Pipe()
-        process = self._context.Process(
-            target=child.child_main, args=(child_end, self.options.check_outputs), daemon=True
-        )
-        with warnings.catch_warnings():
-            # The keep-alive thread runs while we fork. The child never touches the locks
-            # that thread uses (scheduler client, HTTP connection), and logging re-creates
-            # its locks at fork, so the deadlock this warns about cannot happen here.
-            warnings.filterwarnings(
-                "ignore", "This process .* is multi-threaded", DeprecationWarning
-            )
-            process.start()
-        child_end.close()
-        slot = _Child(process, parent_end)
-        self._children.append(slot)
-        return slot
+        fast = self._fast(execution)
+        self._expect_fast = fast
+        self._slow_waiting += not fast
+        self._outbox.append((execution, fast))
 
     def take_finished(self) -> Finished:
         """Outcomes already known (inline runs), without waiting for any child."""
@@ -121,121 +119,275 @@ class Runner:
 
     def wait(self, timeout: float | None = None) -> Finished:
         """Outcomes that are ready, waiting up to `timeout` (or the next task deadline)."""
+        if self._finishing:
+            self._give_back_unstarted()
+        else:
+            self._dispatch()
         if not self._finished:
             self._poll(timeout)
         finished, self._finished = self._finished, []
         return finished
 
-    def _poll(self, timeout: float | None) -> None:
-        running = [c for c in self._children if c.execution is not None]
-        if not running:
-            return
-        deadlines = [c.deadline for c in running if c.deadline is not None]
-        if deadlines:
-            until = max(0.0, min(deadlines) - time.monotonic())
-            timeout = until if timeout is None else min(timeout, until)
-        ready = set(
-            wait([c.conn for c in running] + [c.process.sentinel for c in running], timeout)
-        )
-        for slot in running:
-            if slot.conn in ready:
-                self._read(slot)
-            elif slot.process.sentinel in ready:
-                self._died(slot)
-            elif slot.deadline is not None and time.monotonic() >= slot.deadline:
-                self._timed_out(slot)
+    def finish_up(self) -> None:
+        """Start no more tasks; those not started come back as PENDING. Signal-handler safe."""
+        self._finishing = True
+        for slot in self._children:
+            slot.shared.stop()
 
-    def _read(self, slot: _Child) -> None:
-        try:
-            message = slot.conn.recv()
-        except (EOFError, OSError):
-            self._died(slot)
+    def _fast(self, execution: Execution) -> bool:
+        seconds = self._family_seconds.get(type(execution.task))
+        return seconds is not None and seconds < FAST_SECONDS and not self.timeout_of(execution)
+
+    def _idle_slots(self) -> int:
+        idle = sum(1 for c in self._children if c.idle())
+        return idle + self.options.workers - len(self._children)
+
+    # --- sending work ---------------------------------------------------------------------
+
+    def _dispatch(self) -> None:
+        """Send queued executions to children: fast ones several to a child, others alone."""
+        batches: dict[ChildHandle, list[Execution]] = {}
+        while self._outbox:
+            execution, fast = self._outbox[0]
+            slot = self._slot_for(fast, batches)
+            if slot is None:
+                break
+            self._outbox.popleft()
+            self._slow_waiting -= not fast
+            batches.setdefault(slot, []).append(execution)
+            slot.alone = slot.alone or not fast
+        for slot, executions in batches.items():
+            self._send(slot, executions)
+
+    def _slot_for(self, fast: bool, batches: dict[ChildHandle, list[Execution]]) -> Any:
+        """The child to run the next execution (forking one if need be), or None for now.
+
+        A fast task goes to the child holding the fewest tasks, behind fast tasks only; any
+        other task goes to an idle child.
+        """
+        best, best_held = None, DEPTH
+        for slot in self._children:
+            pending = len(batches.get(slot, ()))
+            if slot.retiring or slot.sent + pending >= self.options.max_tasks_per_child:
+                continue
+            held = len(slot.inflight) + pending
+            if held == 0 and not slot.outbuf:
+                if not fast:
+                    return slot
+            elif not fast or slot.alone:
+                continue
+            if held < best_held:
+                best, best_held = slot, held
+        if (best is None or best_held > 0) and len(self._children) < self.options.workers:
+            return self._fork()
+        return best
+
+    def _send(self, slot: ChildHandle, executions: list[Execution]) -> None:
+        if slot.alone and len(executions) == 1 and not slot.inflight:
+            timeout = self.timeout_of(executions[0])
+            slot.deadline = time.monotonic() + timeout if timeout else None
+        slot.send(executions)
+        self._watch_out(slot)
+
+    def _watch_out(self, slot: ChildHandle) -> None:
+        """Ask poll to say when the child's pipe has room, while it has frames to take."""
+        if slot.outbuf and not slot.polling_out:
+            self._poller.register(slot.send_fd, select.POLLOUT)
+        elif not slot.outbuf and slot.polling_out:
+            self._poller.unregister(slot.send_fd)
+        slot.polling_out = bool(slot.outbuf)
+
+    def _fork(self) -> ChildHandle:
+        slot = ChildHandle.fork(self._context, self._fork_options(), self._children)
+        self._children.append(slot)
+        if self._finishing:  # SIGUSR1 came while we forked
+            slot.shared.stop()
+        slot.rss_check_at = RSS_CHECK_EVERY
+        for fd in (slot.reader.fd, slot.send_fd, slot.process.sentinel):
+            self._by_fd[fd] = slot
+        self._poller.register(slot.reader.fd, _IN)
+        self._poller.register(slot.process.sentinel, _IN)
+        return slot
+
+    def _fork_options(self) -> ForkOptions:
+        size = len(child.known_tasks)
+        if size != self._known[0]:  # worker.graph.tasks only grows
+            self._known = (size, frozenset(child.known_tasks))
+        private_log = None
+        if self.options.log_dir is not None:
+            Path(self.options.log_dir).mkdir(parents=True, exist_ok=True)
+        else:
+            if self._private_dir is None:
+                self._private_dir = tempfile.mkdtemp(prefix="pipes-logs-")
+            self._forks += 1
+            private_log = os.path.join(self._private_dir, f"child-{self._forks}.log")
+        options = self.options
+        return ForkOptions(options.check_outputs, options.log_dir, private_log, self._known[1])
+
+    # --- waiting for outcomes -------------------------------------------------------------
+
+    def _poll(self, timeout: float | None) -> None:
+        if not any(c.inflight for c in self._children):
             return
-        execution = slot.execution
-        assert execution is not None
-        if message[0] == "field":
-            self.on_field(execution.members[0], message[1], message[2])
-            return
-        result = message[1]
-        new_deps = [ref.load() for ref in result["new_deps"]]
-        outcome = Outcome(
-            execution.task, result["status"], result["error"], new_deps, result.get("seconds", 0.0)
-        )
-        self._release(slot, outcome)
-        slot.tasks_run += 1
-        memory_check_due = slot.tasks_run % RSS_CHECK_EVERY == 0
-        if slot.tasks_run >= self.options.max_tasks_per_child or (
-            memory_check_due and self._too_big(slot)
-        ):
+        wake = [c.deadline for c in self._children if c.deadline is not None]
+        wake += [c.heard + STEAL_AFTER for c in self._stalled()]
+        if wake:
+            until = max(0.0, min(wake) - time.monotonic())
+            timeout = until if timeout is None else min(timeout, until)
+        for fd, _ in self._poller.poll(None if timeout is None else timeout * 1000):
+            slot = self._by_fd.get(fd)
+            if slot is None:
+                continue  # gone while an earlier event was handled
+            if fd == slot.send_fd:
+                slot.flush()
+                self._watch_out(slot)
+            elif fd == slot.reader.fd:
+                self._read(slot)
+            elif not slot.process.is_alive():
+                self._died(slot)
+        self._check_clocks()
+
+    def _check_clocks(self) -> None:
+        now = time.monotonic()
+        for slot in [c for c in self._children if c.deadline is not None and now >= c.deadline]:
+            self._timed_out(slot)
+        for slot in self._stalled():
+            if now >= slot.heard + STEAL_AFTER:
+                self._outbox.extendleft((e, True) for e in reversed(slot.take_back()))
+                slot.alone = True  # nothing more waits behind its long task
+
+    def _read(self, slot: ChildHandle) -> None:
+        self._take_in(slot)
+        if slot.reader.closed:
+            return  # its sentinel fires next
+        if slot.done >= slot.rss_check_at:
+            slot.rss_check_at = slot.done + RSS_CHECK_EVERY
+            slot.retiring = slot.retiring or slot.too_big(self.options.max_child_rss_mb)
+        if slot.sent >= self.options.max_tasks_per_child:
+            slot.retiring = True
+        if slot.retiring and not slot.inflight:
             self._retire(slot)
 
-    def _release(self, slot: _Child, outcome: Outcome) -> None:
-        assert slot.execution is not None
-        self._finished.append((slot.execution, outcome))
-        slot.execution, slot.deadline = None, None
+    def _take_in(self, slot: ChildHandle) -> None:
+        """Handle every message the child has sent."""
+        for item in slot.messages():
+            if item[0] == "field":
+                _, seq, name, value = item
+                if seq in slot.inflight:
+                    self.on_field(slot.inflight[seq].members[0], name, value)
+                continue
+            _, seq, status, error, seconds, new_deps, log_tail = item
+            execution = slot.inflight.pop(seq)
+            family = type(execution.task)
+            self._family_seconds[family] = max(seconds, 0.75 * self._family_seconds.get(family, 0))
+            deps = [ref.load() for ref in new_deps]
+            outcome = Outcome(execution.task, status, error, deps, seconds, log_tail)
+            self._finished.append((execution, outcome))
+            slot.done += 1
+        if not slot.inflight:
+            slot.alone, slot.deadline = False, None
+        if slot.reader.closed and self._by_fd.pop(slot.reader.fd, None) is not None:
+            self._poller.unregister(slot.reader.fd)
 
-    def _died(self, slot: _Child) -> None:
+    def _stalled(self) -> list[ChildHandle]:
+        """Children holding tasks they have not started, while another child could run them."""
+        if self._outbox or self._finishing or not self._idle_slots():
+            return []
+        return [c for c in self._children if len(c.inflight) > 1 and not c.alone]
+
+    def _give_back_unstarted(self) -> None:
+        """After finish_up: what no child started goes back to the worker as PENDING."""
+        executions = [e for e, _ in self._outbox]
+        self._outbox.clear()
+        self._slow_waiting = 0
+        for slot in self._children:
+            if slot.inflight:
+                executions += slot.take_back()
+        self._finished += [(e, Outcome(e.task, "PENDING")) for e in executions]
+
+    # --- children that end ----------------------------------------------------------------
+
+    def _died(self, slot: ChildHandle) -> None:
         slot.process.join(1.0)
         code = slot.process.exitcode
         how = f"signal {signal.Signals(-code).name}" if code and code < 0 else f"exit code {code}"
         message = f"the worker's child process died running this task ({how})"
-        self._fail(slot, Event.PROCESS_FAILURE, message)
+        self._redo(self._settle(slot, Event.PROCESS_FAILURE, message))
 
-    def _timed_out(self, slot: _Child) -> None:
-        assert slot.execution is not None
-        timeout = self.timeout_of(slot.execution)
-        self._kill(slot)
-        self._fail(slot, Event.TIMEOUT, f"timed out after {timeout:g}s; its processes were killed")
+    def _timed_out(self, slot: ChildHandle) -> None:
+        timeout = self.timeout_of(next(iter(slot.inflight.values())))
+        slot.kill()
+        message = f"timed out after {timeout:g}s; its processes were killed"
+        self._redo(self._settle(slot, Event.TIMEOUT, message))
 
-    def _fail(self, slot: _Child, event: str, message: str) -> None:
-        execution = slot.execution
-        assert execution is not None
-        logger.error("%s: %s", execution.task, message)
-        fire_event(execution.task, event, message)
-        self._release(slot, Outcome(execution.task, "FAILED", message))
+    def _redo(self, unstarted: list[Execution]) -> None:
+        """Tasks a lost child never started: another child runs them."""
+        self._outbox.extendleft((e, False) for e in reversed(unstarted))
+        self._slow_waiting += len(unstarted)
+
+    def _settle(self, slot: ChildHandle, event: str | None, message: str) -> list[Execution]:
+        """A gone child's tasks: the one it was running fails; returns those never started.
+
+        Outcomes it sent are read first. A task it finished whose outcome it still held was
+        DONE: the child sends any other outcome before it marks the task finished.
+        """
+        self._take_in(slot)
+        self._remove(slot)
+        started, finished, log_start = slot.shared.after_death()
+        unstarted = []
+        for seq, execution in slot.inflight.items():
+            if seq <= finished:
+                self._finished.append((execution, Outcome(execution.task, "DONE")))
+            elif seq == started:
+                if event is not None:
+                    logger.error("%s: %s", execution.task, message)
+                    fire_event(execution.task, event, message)
+                tail = self._lost_tail(slot, execution, log_start)
+                outcome = Outcome(execution.task, "FAILED", message, log_tail=tail)
+                self._finished.append((execution, outcome))
+                self._family_seconds[type(execution.task)] = STEAL_AFTER
+            else:
+                unstarted.append(execution)
+        slot.inflight.clear()
+        slot.close()
+        return unstarted
+
+    def _lost_tail(self, slot: ChildHandle, execution: Execution, start: int) -> str | None:
+        if self.options.log_dir is not None:
+            return tail_of_file(task_log_path(self.options.log_dir, execution.members[0]), start)
+        return tail_of_file(slot.log_path) if slot.log_path is not None else None
+
+    def _remove(self, slot: ChildHandle) -> None:
         self._children.remove(slot)
-        slot.conn.close()
+        for fd in (slot.reader.fd, slot.send_fd, slot.process.sentinel):
+            if self._by_fd.pop(fd, None) is not None and (fd != slot.send_fd or slot.polling_out):
+                self._poller.unregister(fd)
 
-    def _kill(self, slot: _Child, sig: int = signal.SIGKILL, grace: float = 5.0) -> None:
-        """Signal the child's whole process group; SIGKILL it if it outlives `grace`."""
-        for current in (sig, signal.SIGKILL):
-            try:
-                os.killpg(slot.process.pid, current)
-            except (ProcessLookupError, PermissionError):
-                slot.process.kill()
-            slot.process.join(grace)
-            if slot.process.exitcode is not None:
-                return
-
-    def _too_big(self, slot: _Child) -> bool:
-        try:
-            pages = int(Path(f"/proc/{slot.process.pid}/statm").read_text().split()[1])
-        except (OSError, ValueError, IndexError):
-            return False
-        return pages * os.sysconf("SC_PAGE_SIZE") > self.options.max_child_rss_mb * 2**20
-
-    def _retire(self, slot: _Child) -> None:
-        self._children.remove(slot)
-        try:
-            slot.conn.send(("stop",))
-        except OSError:
-            pass
-        slot.conn.close()
-        slot.process.join(5.0)
+    def _retire(self, slot: ChildHandle) -> None:
+        self._remove(slot)
+        slot.ask_to_stop()
+        slot.close()
 
     def stop(self, sig: int | None = None) -> Finished:
-        """Stop every child; with `sig`, interrupt running tasks (they fail) first."""
-        finished: Finished = []
-        if self._inline is not None and sig is not None:  # interrupted inside run()
+        """Stop every child; with `sig`, interrupt running tasks (they fail) first.
+
+        With `sig`, executions handed over but never started come back as PENDING.
+        """
+        if sig is not None:
             message = f"stopped by {signal.Signals(sig).name} while running"
-            finished.append((self._inline, Outcome(self._inline.task, "FAILED", message)))
-            self._inline = None
-        for slot in list(self._children):
-            if slot.execution is not None and sig is not None:
-                self._kill(slot, signal.SIGTERM)  # children ignore SIGINT: the worker decides
-                message = f"stopped by {signal.Signals(sig).name} while running"
-                finished.append((slot.execution, Outcome(slot.execution.task, "FAILED", message)))
-                self._children.remove(slot)
-            elif slot.execution is None:
-                self._retire(slot)
+            if self._inline is not None:  # interrupted inside run()
+                self._finished.append((self._inline, Outcome(self._inline.task, "FAILED", message)))
+                self._inline = None
+            unstarted = [e for e, _ in self._outbox]
+            self._outbox.clear()
+            for slot in [c for c in self._children if c.inflight]:
+                slot.kill(signal.SIGTERM)  # children ignore SIGINT: the worker decides
+                unstarted += self._settle(slot, None, message)
+            self._finished += [(e, Outcome(e.task, "PENDING")) for e in unstarted]
+        for slot in [c for c in self._children if not c.inflight]:
+            self._retire(slot)
+        if not self._children and self._private_dir is not None:
+            shutil.rmtree(self._private_dir, ignore_errors=True)
+            self._private_dir = None
+        finished, self._finished = self._finished, []
         return finished

@@ -1,0 +1,164 @@
+"""The worker's handle on one child process: forking it, writing it tasks, reading its replies.
+
+The runner decides what a child runs; a handle only knows the child's pipes, its shared
+counters (channel.py), and which executions it holds under which sequence number.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipes.worker import child
+from pipes.worker.channel import FrameReader, Shared, frame
+from pipes.worker.execute import Execution
+
+
+@dataclass(frozen=True)
+class ForkOptions:
+    """What a child is started with."""
+
+    check_outputs: bool
+    log_dir: str | None
+    private_log: str | None  # its own log file when there is no log_dir
+    known: frozenset[str]  # ids of the tasks in child.known_tasks as it forks
+
+
+@dataclass(eq=False)
+class ChildHandle:
+    """One child process and the executions it holds (sent, no outcome read yet)."""
+
+    process: Any
+    send_fd: int  # non-blocking
+    reader: FrameReader  # non-blocking
+    shared: Shared
+    known: frozenset[str]  # task ids in the child's fork snapshot: sent as an id only
+    log_path: str | None  # its private log file (no log_dir)
+    inflight: dict[int, Execution] = field(default_factory=dict)  # by sequence number
+    next_seq: int = 1
+    outbuf: bytearray = field(default_factory=bytearray)  # frames the pipe has not taken yet
+    deadline: float | None = None  # when its one task times out
+    alone: bool = False  # its task may not have others waiting behind it
+    sent: int = 0  # tasks sent over its life (max_tasks_per_child)
+    done: int = 0  # outcomes read
+    rss_check_at: int = 0  # look at its memory once `done` reaches this
+    retiring: bool = False  # send it nothing more; stop it once it holds nothing
+    heard: float = 0.0  # when it last sent something, or was sent work while idle
+    polling_out: bool = False  # the runner waits for room in its pipe
+
+    @classmethod
+    def fork(cls, context: Any, options: ForkOptions, others: list[ChildHandle]) -> ChildHandle:
+        """Fork a child that serves tasks (child.child_main)."""
+        task_read, task_write = os.pipe()
+        result_read, result_write = os.pipe()
+        inherited = [fd for other in others for fd in (other.send_fd, other.reader.fd)]
+        shared = Shared(context.Lock())
+        setup = child.ChildSetup(
+            task_read,
+            result_write,
+            shared,
+            (task_write, result_read, *inherited),
+            options.check_outputs,
+            options.log_dir,
+            options.private_log,
+        )
+        process = context.Process(target=child.child_main, args=(setup,), daemon=True)
+        with warnings.catch_warnings():
+            # The keep-alive thread runs while we fork. The child never touches the locks
+            # that thread uses (scheduler client, HTTP connection), and logging re-creates
+            # its locks at fork, so the deadlock this warns about cannot happen here.
+            warnings.filterwarnings(
+                "ignore", "This process .* is multi-threaded", DeprecationWarning
+            )
+            process.start()
+        os.close(task_read)
+        os.close(result_write)
+        os.set_blocking(task_write, False)
+        os.set_blocking(result_read, False)
+        reader = FrameReader(result_read, blocking=False)
+        return cls(process, task_write, reader, shared, options.known, options.private_log)
+
+    def idle(self) -> bool:
+        """Holding nothing, and open for work."""
+        return not self.inflight and not self.outbuf and not self.retiring
+
+    def send(self, executions: list[Execution]) -> None:
+        """Queue executions for the child, in order, and write what the pipe takes."""
+        if not self.inflight:
+            self.heard = time.monotonic()  # the stall clock starts when an idle child gets work
+        entries = []
+        for execution in executions:
+            key = execution.members[0]
+            known = execution.task.task_id == key and key in self.known
+            ref = None if known else child.TaskRef.of(execution.task)
+            entries.append((self.next_seq, key, ref))
+            self.inflight[self.next_seq] = execution
+            self.next_seq += 1
+        self.sent += len(executions)
+        self.outbuf += frame(entries)
+        self.flush()
+
+    def flush(self) -> bool:
+        """Write what the pipe takes now; True if some is left for later."""
+        try:
+            written = os.write(self.send_fd, self.outbuf)
+        except BlockingIOError:
+            written = 0
+        except BrokenPipeError:  # the child is gone; its sentinel says how
+            written = len(self.outbuf)
+        del self.outbuf[:written]
+        return bool(self.outbuf)
+
+    def messages(self) -> list[tuple[Any, ...]]:
+        """Every message the child has sent since the last call."""
+        self.heard = time.monotonic()
+        return [item for batch in self.reader.read() for item in batch]
+
+    def take_back(self) -> list[Execution]:
+        """The executions sent that the child has not started, which it now never will."""
+        started = self.shared.revoke(self.next_seq)
+        if started is None:  # its lock is stuck: it died inside claim(); its death settles it
+            return []
+        unstarted = [seq for seq in self.inflight if seq > started]
+        self.sent -= len(unstarted)
+        return [self.inflight.pop(seq) for seq in unstarted]
+
+    def kill(self, sig: int = signal.SIGKILL, grace: float = 5.0) -> None:
+        """Signal the child's whole process group; SIGKILL it if it outlives `grace`."""
+        for current in (sig, signal.SIGKILL):
+            try:
+                os.killpg(self.process.pid, current)
+            except (ProcessLookupError, PermissionError):
+                self.process.kill()
+            self.process.join(grace)
+            if self.process.exitcode is not None:
+                return
+
+    def too_big(self, limit_mb: float) -> bool:
+        """Whether its resident memory is past limit_mb (Linux: /proc)."""
+        try:
+            pages = int(Path(f"/proc/{self.process.pid}/statm").read_text().split()[1])
+        except (OSError, ValueError, IndexError):
+            return False
+        return pages * os.sysconf("SC_PAGE_SIZE") > limit_mb * 2**20
+
+    def ask_to_stop(self) -> None:
+        """Tell an idle child to exit, and wait a little for it."""
+        try:
+            os.set_blocking(self.send_fd, True)
+            os.write(self.send_fd, bytes(self.outbuf) + frame(None))
+        except OSError:
+            pass
+        self.process.join(5.0)
+
+    def close(self) -> None:
+        """Close the worker's ends of its pipes and drop its private log file."""
+        os.close(self.reader.fd)
+        os.close(self.send_fd)
+        if self.log_path is not None:
+            Path(self.log_path).unlink(missing_ok=True)

@@ -1,0 +1,103 @@
+"""Where a task run in a child writes its stdout and stderr, and the tail read back from it.
+
+A child points file descriptors 1 and 2 at a log file, so output of programs the task
+starts is caught too. With `[worker] task_log_dir` each task appends to its own file there,
+kept; without it the child keeps one private file that it empties after each task, so a
+task that prints nothing costs one fstat.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+TAIL_BYTES = 16 * 1024
+
+
+def tail_of_fd(fd: int, start: int = 0) -> str | None:
+    """The last TAIL_BYTES written to fd from offset `start` on, from a line start if cut."""
+    size = os.fstat(fd).st_size
+    if size <= start:
+        return None
+    begin = max(start, size - TAIL_BYTES)
+    data = os.pread(fd, size - begin, begin)
+    if begin > start:  # cut mid-file: drop the partial first line, if another line follows
+        newline = data.find(b"\n")
+        if 0 <= newline < len(data) - 1:
+            data = data[newline + 1 :]
+    return data.decode("utf-8", errors="replace") or None
+
+
+def tail_of_file(path: str, start: int = 0) -> str | None:
+    """The tail of the file at path (see tail_of_fd); None if it is missing or empty."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        return tail_of_fd(fd, start)
+    finally:
+        os.close(fd)
+
+
+def task_log_path(log_dir: str, key: str) -> str:
+    """The file in task_log_dir that the task with scheduler id `key` appends to."""
+    return os.path.join(log_dir, f"{key}.log")
+
+
+class Capture:
+    """A child's stdout/stderr capture: per task file in log_dir, else one private file."""
+
+    def __init__(self, log_dir: str | None, private_path: str | None) -> None:
+        self.log_dir = log_dir
+        self.private_path = private_path
+        self._fd = -1  # the file fds 1 and 2 point at while a task runs
+        self._saved: tuple[int, int] | None = None
+        self._start = 0
+
+    def start(self) -> None:
+        """In private-file mode, point fds 1 and 2 at that file for the child's whole life."""
+        if self.log_dir is None and self.private_path is not None:
+            flags = os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+            self._fd = os.open(self.private_path, flags, 0o600)
+            _flush()
+            os.dup2(self._fd, 1)
+            os.dup2(self._fd, 2)
+
+    def begin(self, key: str) -> int:
+        """Start capturing one task's output; returns where its output starts in the file."""
+        if self.log_dir is None:
+            return 0
+        flags = os.O_RDWR | os.O_CREAT | os.O_APPEND
+        self._fd = os.open(task_log_path(self.log_dir, key), flags, 0o644)
+        self._start = os.fstat(self._fd).st_size  # retries and later runs append
+        _flush()
+        self._saved = os.dup(1), os.dup(2)
+        os.dup2(self._fd, 1)
+        os.dup2(self._fd, 2)
+        return self._start
+
+    def end(self) -> str | None:
+        """Stop capturing the task's output and return its tail (None if it wrote nothing)."""
+        _flush()
+        if self._fd < 0:
+            return None
+        tail = tail_of_fd(self._fd, self._start)
+        if self._saved is not None:
+            os.dup2(self._saved[0], 1)
+            os.dup2(self._saved[1], 2)
+            for fd in (*self._saved, self._fd):
+                os.close(fd)
+            self._saved, self._fd = None, -1
+        elif tail is not None:
+            os.ftruncate(self._fd, 0)  # the private file holds one task's output at a time
+        return tail
+
+
+def _flush() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        if stream is not None:
+            try:
+                stream.flush()
+            except (OSError, ValueError):  # a closed or broken stream must not fail the task
+                pass
