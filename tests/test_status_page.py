@@ -317,6 +317,38 @@ def _no_overlaps(page: Any) -> bool:
     )
 
 
+LAYOUT_CHECK = """() => {
+    const node = (key) => ({ key, task_id: key, family: key[0], status: "DONE" });
+    // B1 needs A2 and B2 needs A1: in the order given, the two edges cross
+    const crossed = PipesGraph.layout(
+        ["A1", "A2", "B1", "B2"].map(node),
+        [{ from: "B1", to: "A2" }, { from: "B2", to: "A1" }],
+    );
+    const chain = PipesGraph.layout(
+        ["X", "Y", "Z"].map(node),
+        [{ from: "Z", to: "Y" }, { from: "Y", to: "X" }, { from: "Z", to: "X" }],
+    );
+    const layerOf = (result) => Object.fromEntries(result.layers.flatMap(
+        (layer, l) => layer.filter((v) => v.node).map((v) => [v.key, l])));
+    return {
+        crossings: crossed.crossings,
+        order: crossed.layers[1].map((v) => v.key),
+        layers: layerOf(chain),
+        virtual: chain.layers[1].filter((v) => !v.node).length,
+    };
+}"""
+
+
+def test_graph_layout_layers_by_longest_path_and_sweeps_out_crossings(status_site, page):
+    page.goto(task_url(status_site, status_site.ids["Merge"], "/graph"))
+    expect(page.locator("svg#graph g.node")).to_have_count(6)
+    result = page.evaluate(LAYOUT_CHECK)
+    assert result["crossings"] == 0
+    assert result["order"] == ["B2", "B1"]
+    assert result["layers"] == {"X": 0, "Y": 1, "Z": 2}
+    assert result["virtual"] == 1  # Z -> X skips Y's layer through one virtual point
+
+
 @pytest.fixture
 def big_graph(pipesd_factory: DaemonFactory) -> Any:
     """A pipesd holding one root over 600 leaves: more than the graph call's 500 nodes."""
