@@ -87,9 +87,13 @@ const Pipes = (() => {
   function start(load, every) {
     let timer = null;
     let busy = false;
+    let rerun = false;
     const run = async () => {
       clearTimeout(timer);
-      if (busy) return;
+      if (busy) { // e.g. an action finished during a poll: load again right after it
+        rerun = true;
+        return;
+      }
       busy = true;
       let again = Boolean(every);
       try {
@@ -103,7 +107,12 @@ const Pipes = (() => {
       } finally {
         busy = false;
       }
-      if (again && !document.hidden) timer = setTimeout(run, every);
+      if (rerun) {
+        rerun = false;
+        run();
+      } else if (again && !document.hidden) {
+        timer = setTimeout(run, every);
+      }
     };
     reload = run;
     document.addEventListener("visibilitychange", () => {
@@ -121,7 +130,7 @@ const Pipes = (() => {
 
   // ----- DOM helpers --------------------------------------------------------------------
 
-  /** createElement with properties (text, class, dataset-style "data-*" and other attributes). */
+  /** createElement with properties: "text" becomes textContent, anything else an attribute. */
   function el(tag, props, ...children) {
     const node = document.createElement(tag);
     setProps(node, props);
@@ -143,7 +152,6 @@ const Pipes = (() => {
       if (value === null || value === undefined || value === false) continue;
       if (key === "text") node.textContent = String(value);
       else if (key === "class") node.setAttribute("class", value);
-      else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
       else node.setAttribute(key, value === true ? "" : String(value));
     }
   }
