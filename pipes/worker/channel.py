@@ -3,21 +3,22 @@
 Each frame is a 4-byte length and a pickle, so one read can bring several messages and one
 write can send several tasks. The counters live in shared memory: the child records the
 sequence number of the task it starts (under a lock, so the worker can take back tasks the
-child has not started) and of the last one it finished, and the worker reads them after a
-child dies to tell the task that was running from those that never started.
+child has not started) and of the last one it finished; after a child dies the worker
+reads them to tell the task that was running from those that never started.
 """
 
 from __future__ import annotations
 
+import fcntl
 import mmap
 import os
 import pickle
 import struct
+import time
 from typing import Any
 
 _HEADER = struct.Struct("<I")
 _READ_SIZE = 1 << 16
-_LOCK_WAIT = 1.0  # seconds; only a child killed inside claim() holds the lock longer
 
 
 def frame(message: Any) -> bytes:
@@ -84,15 +85,20 @@ class FrameReader:
 # more), and where the running task's output starts in its log file.
 _STARTED, _FINISHED, _REVOKE_FROM, _REVOKE_TO, _STOP, _LOG_START = range(6)
 _FIELDS = struct.Struct("<6q")
+_LOCK_WAIT = 1.0  # seconds the worker waits for the lock: a stopped (SIGSTOP) child holds it
 
 
 class Shared:
-    """Counters in memory shared by the worker and one child, made before the fork."""
+    """Counters in memory shared by the worker and one child, made before the fork.
 
-    def __init__(self, lock: Any) -> None:
-        self._memory = mmap.mmap(-1, _FIELDS.size)  # anonymous and shared across fork
-        self._lock = lock
-        self._worker_pid = os.getpid()
+    The lock is a POSIX record lock on the memory's file: the kernel drops it when its
+    holder dies, so a child killed inside claim() cannot leave it held.
+    """
+
+    def __init__(self) -> None:
+        self._fd = os.memfd_create("pipes-child", os.MFD_CLOEXEC)
+        os.ftruncate(self._fd, _FIELDS.size)
+        self._memory = mmap.mmap(self._fd, _FIELDS.size)
 
     def _get(self, index: int) -> int:
         return struct.unpack_from("<q", self._memory, index * 8)[0]
@@ -104,17 +110,15 @@ class Shared:
 
     def claim(self, seq: int) -> bool:
         """Mark task `seq` started, unless the worker took it back or said stop (child)."""
-        while not self._lock.acquire(timeout=_LOCK_WAIT):
-            if os.getppid() != self._worker_pid:  # the worker died holding the lock
-                os._exit(1)
+        fcntl.lockf(self._fd, fcntl.LOCK_EX)
         try:
-            stop, start, end = self._get(_STOP), self._get(_REVOKE_FROM), self._get(_REVOKE_TO)
+            _, _, start, end, stop, _ = _FIELDS.unpack_from(self._memory)
             if stop or start <= seq < end:
                 return False
             self._set(_STARTED, seq)
             return True
         finally:
-            self._lock.release()
+            fcntl.lockf(self._fd, fcntl.LOCK_UN)
 
     def finished(self, seq: int) -> None:
         """Task `seq` ended and its outcome is sent, or is a DONE the child still holds."""
@@ -134,22 +138,30 @@ class Shared:
         """Take back every task numbered from the started one + 1 up to `below`.
 
         Returns the started task's number (tasks above it are now taken back), or None if
-        the lock was not free in time (a child that died inside claim()).
+        the child held the lock for too long.
         """
-        if not self._lock.acquire(timeout=_LOCK_WAIT):
-            return None
+        deadline = time.monotonic() + _LOCK_WAIT
+        while True:
+            try:
+                fcntl.lockf(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    return None
+                time.sleep(0.001)
         try:
             started = self._get(_STARTED)
             self._set(_REVOKE_FROM, started + 1)
             self._set(_REVOKE_TO, below)
             return started
         finally:
-            self._lock.release()
+            fcntl.lockf(self._fd, fcntl.LOCK_UN)
 
     def after_death(self) -> tuple[int, int, int]:
         """(started, finished, log start) as the child left them; read once it is gone."""
         return self._get(_STARTED), self._get(_FINISHED), self._get(_LOG_START)
 
     def close(self) -> None:
-        """Release the mapping."""
+        """Release the memory (the worker's side)."""
         self._memory.close()
+        os.close(self._fd)

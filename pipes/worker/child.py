@@ -16,7 +16,9 @@ import gc
 import importlib
 import os
 import signal
+import sys
 import time
+import traceback
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -73,9 +75,27 @@ class ChildSetup:
     private_log: str | None  # the child's own log file when there is no log_dir
 
 
+def run_child(setup: ChildSetup) -> int:
+    """The whole life of a forked child; returns its exit code."""
+    code = 1
+    try:
+        child_main(setup)
+        code = 0
+    except BaseException:  # the child's last words, in its log
+        traceback.print_exc()
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+    return code
+
+
 def child_main(setup: ChildSetup) -> None:
     """Run the tasks sent until the worker says stop or goes away."""
     os.setpgid(0, 0)
+    null = os.open(os.devnull, os.O_RDONLY)  # the terminal's input is the worker's
+    os.dup2(null, 0)
+    os.close(null)
     gc.freeze()  # inherited objects: the child's collector never walks them (no copy-on-write)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker decides what a Ctrl-C stops
     signal.signal(signal.SIGUSR1, signal.SIG_IGN)
@@ -118,7 +138,9 @@ class _Server:
 
     def run(self, seq: int, key: str, ref: TaskRef | None) -> None:
         shared = self.setup.shared
-        shared.log_start(self.capture.begin(key))
+        log_start = self.capture.begin(key)
+        if self.capture.log_dir is not None:  # else always 0: the private file starts empty
+            shared.log_start(log_start)
         try:
             task = known_tasks[key] if ref is None else ref.load()
         except Exception as err:
@@ -153,3 +175,6 @@ class _Server:
             data = frame(self.held)
             self.held = []
             write_all(self.setup.result_fd, data)
+            # The worker, woken by that write, may wait for this CPU: let it have it now
+            # rather than at the end of our time slice (it sends us our next tasks).
+            os.sched_yield()

@@ -7,6 +7,7 @@ counters (channel.py), and which executions it holds under which sequence number
 from __future__ import annotations
 
 import os
+import select
 import signal
 import time
 import warnings
@@ -52,12 +53,13 @@ class ChildHandle:
     polling_out: bool = False  # the runner waits for room in its pipe
 
     @classmethod
-    def fork(cls, context: Any, options: ForkOptions, others: list[ChildHandle]) -> ChildHandle:
+    def fork(cls, options: ForkOptions, others: list[ChildHandle]) -> ChildHandle:
         """Fork a child that serves tasks (child.child_main)."""
         task_read, task_write = os.pipe()
         result_read, result_write = os.pipe()
         inherited = [fd for other in others for fd in (other.send_fd, other.reader.fd)]
-        shared = Shared(context.Lock())
+        inherited += [other.process.sentinel for other in others]
+        shared = Shared()
         setup = child.ChildSetup(
             task_read,
             result_write,
@@ -67,15 +69,7 @@ class ChildHandle:
             options.log_dir,
             options.private_log,
         )
-        process = context.Process(target=child.child_main, args=(setup,), daemon=True)
-        with warnings.catch_warnings():
-            # The keep-alive thread runs while we fork. The child never touches the locks
-            # that thread uses (scheduler client, HTTP connection), and logging re-creates
-            # its locks at fork, so the deadlock this warns about cannot happen here.
-            warnings.filterwarnings(
-                "ignore", "This process .* is multi-threaded", DeprecationWarning
-            )
-            process.start()
+        process = ChildProcess.start(setup)
         os.close(task_read)
         os.close(result_write)
         os.set_blocking(task_write, False)
@@ -134,7 +128,7 @@ class ChildHandle:
             try:
                 os.killpg(self.process.pid, current)
             except (ProcessLookupError, PermissionError):
-                self.process.kill()
+                self.process.signal(signal.SIGKILL)
             self.process.join(grace)
             if self.process.exitcode is not None:
                 return
@@ -142,10 +136,14 @@ class ChildHandle:
     def too_big(self, limit_mb: float) -> bool:
         """Whether its resident memory is past limit_mb (Linux: /proc)."""
         try:
-            pages = int(Path(f"/proc/{self.process.pid}/statm").read_text().split()[1])
+            fd = os.open(f"/proc/{self.process.pid}/statm", os.O_RDONLY)
+            try:
+                pages = int(os.read(fd, 256).split()[1])
+            finally:
+                os.close(fd)
         except (OSError, ValueError, IndexError):
             return False
-        return pages * os.sysconf("SC_PAGE_SIZE") > limit_mb * 2**20
+        return pages * _PAGE_SIZE > limit_mb * 2**20
 
     def ask_to_stop(self) -> None:
         """Tell an idle child to exit, and wait a little for it."""
@@ -157,8 +155,66 @@ class ChildHandle:
         self.process.join(5.0)
 
     def close(self) -> None:
-        """Close the worker's ends of its pipes and drop its private log file."""
+        """Release the worker's ends of its pipes and memory, and its private log file."""
         os.close(self.reader.fd)
         os.close(self.send_fd)
+        self.process.close()
+        self.shared.close()
         if self.log_path is not None:
             Path(self.log_path).unlink(missing_ok=True)
+
+
+class ChildProcess:
+    """A forked child: its pid, a pidfd that polls readable once it exits, its exit code."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.sentinel = os.pidfd_open(pid)
+        self.exitcode: int | None = None  # negative: killed by that signal
+
+    @classmethod
+    def start(cls, setup: child.ChildSetup) -> ChildProcess:
+        """Fork, and run child.child_main in the new process."""
+        with warnings.catch_warnings():
+            # The keep-alive thread runs while we fork. The child never touches the locks
+            # that thread uses (scheduler client, HTTP connection), and logging re-creates
+            # its locks at fork, so the deadlock this warns about cannot happen here.
+            warnings.filterwarnings(
+                "ignore", "This process .* is multi-threaded", DeprecationWarning
+            )
+            pid = os.fork()
+        if pid == 0:  # pragma: no cover -- the child never returns from here
+            os._exit(child.run_child(setup))
+        return cls(pid)
+
+    def poll(self) -> int | None:
+        """The exit code, reaping the child if it has exited; None while it runs."""
+        if self.exitcode is None:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:
+                return self.exitcode
+            if pid:
+                self.exitcode = os.waitstatus_to_exitcode(status)
+        return self.exitcode
+
+    def join(self, timeout: float) -> None:
+        """Wait up to `timeout` seconds for the child to exit."""
+        if self.poll() is None:
+            select.select([self.sentinel], [], [], timeout)
+            self.poll()
+
+    def signal(self, sig: int) -> None:
+        """Send sig to the child alone."""
+        try:
+            os.kill(self.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def close(self) -> None:
+        """Reap the child if it has exited, and close the pidfd."""
+        self.poll()
+        os.close(self.sentinel)
+
+
+_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")

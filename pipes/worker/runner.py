@@ -15,7 +15,6 @@ child idles, and after finish_up() (SIGUSR1), when they come back as PENDING.
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 import select
 import shutil
@@ -39,7 +38,7 @@ logger = logging.getLogger("pipes.worker")
 Finished = list[tuple[Execution, Outcome]]
 RSS_CHECK_EVERY = 25  # tasks between looks at a child's memory (each look reads /proc)
 FAST_SECONDS = 0.01  # a family whose recent runs took less is sent several tasks at a time
-DEPTH = 8  # tasks of fast families a child may hold: one running, the others waiting
+DEPTH = 16  # tasks of fast families a child may hold: one running, the others waiting
 STEAL_AFTER = 0.1  # seconds a child may hold waiting tasks without news while another idles
 _IN = select.POLLIN | select.POLLHUP | select.POLLERR
 
@@ -70,7 +69,6 @@ class Runner:
         self._slow_waiting = 0  # executions in the outbox that must run alone
         self._finished: Finished = []
         self._inline: Execution | None = None  # running in this process right now
-        self._context = multiprocessing.get_context("fork")
         self._isolate = options.workers > 1 or options.force_multiprocessing
         self._family_seconds: dict[type, float] = {}  # decaying max of recent run times
         self._expect_fast = False  # the last execution submitted could wait behind others
@@ -87,12 +85,9 @@ class Runner:
         """Whether the worker should hand over another execution now."""
         if not self._isolate:
             return not self._outbox and not any(c.inflight for c in self._children)
-        if len(self._outbox) < self._idle_slots():
+        if self._expect_fast and not self._slow_waiting and len(self._outbox) < self._fast_room():
             return True
-        if not self._expect_fast or self._slow_waiting:
-            return False
-        held = len(self._outbox) + sum(len(c.inflight) for c in self._children)
-        return held < self.options.workers * DEPTH
+        return len(self._outbox) < self._idle_slots()
 
     def busy(self) -> list[Execution]:
         """Executions handed over and not finished: running, or waiting for a child."""
@@ -142,45 +137,60 @@ class Runner:
         idle = sum(1 for c in self._children if c.idle())
         return idle + self.options.workers - len(self._children)
 
+    def _fast_room(self) -> int:
+        """How many more fast tasks the children (and those not forked yet) may take."""
+        room = DEPTH * (self.options.workers - len(self._children))
+        for slot in self._children:
+            if not slot.alone and not slot.retiring:
+                room += DEPTH - len(slot.inflight)
+        return room
+
     # --- sending work ---------------------------------------------------------------------
 
     def _dispatch(self) -> None:
         """Send queued executions to children: fast ones several to a child, others alone."""
+        room = {slot: self._room_in(slot) for slot in self._children}
         batches: dict[ChildHandle, list[Execution]] = {}
         while self._outbox:
             execution, fast = self._outbox[0]
-            slot = self._slot_for(fast, batches)
+            slot = self._fast_slot(room) if fast else self._idle_slot(room, batches)
             if slot is None:
                 break
             self._outbox.popleft()
-            self._slow_waiting -= not fast
             batches.setdefault(slot, []).append(execution)
-            slot.alone = slot.alone or not fast
+            if fast:
+                room[slot] -= 1
+            else:
+                self._slow_waiting -= 1
+                slot.alone, room[slot] = True, 0
         for slot, executions in batches.items():
             self._send(slot, executions)
 
-    def _slot_for(self, fast: bool, batches: dict[ChildHandle, list[Execution]]) -> Any:
-        """The child to run the next execution (forking one if need be), or None for now.
+    def _room_in(self, slot: ChildHandle) -> int:
+        if slot.alone or slot.retiring:
+            return 0
+        return min(DEPTH - len(slot.inflight), self.options.max_tasks_per_child - slot.sent)
 
-        A fast task goes to the child holding the fewest tasks, behind fast tasks only; any
-        other task goes to an idle child.
-        """
-        best, best_held = None, DEPTH
+    def _fast_slot(self, room: dict[ChildHandle, int]) -> ChildHandle | None:
+        """The child with the most room for fast tasks; a new one while it would not be idle."""
+        best = max(room, key=room.__getitem__, default=None)
+        if len(self._children) < self.options.workers and (best is None or room[best] < DEPTH):
+            best = self._fork()
+            room[best] = min(DEPTH, self.options.max_tasks_per_child)
+        return best if best is not None and room[best] > 0 else None
+
+    def _idle_slot(
+        self, room: dict[ChildHandle, int], batches: dict[ChildHandle, list[Execution]]
+    ) -> ChildHandle | None:
+        """An idle child for a task that runs alone, forked if need be."""
         for slot in self._children:
-            pending = len(batches.get(slot, ()))
-            if slot.retiring or slot.sent + pending >= self.options.max_tasks_per_child:
-                continue
-            held = len(slot.inflight) + pending
-            if held == 0 and not slot.outbuf:
-                if not fast:
-                    return slot
-            elif not fast or slot.alone:
-                continue
-            if held < best_held:
-                best, best_held = slot, held
-        if (best is None or best_held > 0) and len(self._children) < self.options.workers:
-            return self._fork()
-        return best
+            if slot.idle() and slot not in batches and room[slot] > 0:
+                return slot
+        if len(self._children) < self.options.workers:
+            slot = self._fork()
+            room[slot] = 1
+            return slot
+        return None
 
     def _send(self, slot: ChildHandle, executions: list[Execution]) -> None:
         if slot.alone and len(executions) == 1 and not slot.inflight:
@@ -198,7 +208,7 @@ class Runner:
         slot.polling_out = bool(slot.outbuf)
 
     def _fork(self) -> ChildHandle:
-        slot = ChildHandle.fork(self._context, self._fork_options(), self._children)
+        slot = ChildHandle.fork(self._fork_options(), self._children)
         self._children.append(slot)
         if self._finishing:  # SIGUSR1 came while we forked
             slot.shared.stop()
@@ -243,7 +253,7 @@ class Runner:
                 self._watch_out(slot)
             elif fd == slot.reader.fd:
                 self._read(slot)
-            elif not slot.process.is_alive():
+            elif slot.process.poll() is not None:
                 self._died(slot)
         self._check_clocks()
 
@@ -270,6 +280,7 @@ class Runner:
 
     def _take_in(self, slot: ChildHandle) -> None:
         """Handle every message the child has sent."""
+        seconds_of, finished = self._family_seconds, self._finished
         for item in slot.messages():
             if item[0] == "field":
                 _, seq, name, value = item
@@ -278,11 +289,11 @@ class Runner:
                 continue
             _, seq, status, error, seconds, new_deps, log_tail = item
             execution = slot.inflight.pop(seq)
-            family = type(execution.task)
-            self._family_seconds[family] = max(seconds, 0.75 * self._family_seconds.get(family, 0))
-            deps = [ref.load() for ref in new_deps]
-            outcome = Outcome(execution.task, status, error, deps, seconds, log_tail)
-            self._finished.append((execution, outcome))
+            task = execution.task
+            decayed = 0.75 * seconds_of.get(type(task), 0.0)
+            seconds_of[type(task)] = seconds if seconds > decayed else decayed
+            deps = [ref.load() for ref in new_deps] if new_deps else []
+            finished.append((execution, Outcome(task, status, error, deps, seconds, log_tail)))
             slot.done += 1
         if not slot.inflight:
             slot.alone, slot.deadline = False, None
