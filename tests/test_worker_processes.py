@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -17,7 +18,8 @@ import pipes
 from pipes import Event
 from pipes import config as pipes_config
 from pipes.scheduler.local import LocalScheduler
-from pipes.worker.runner import RunnerOptions
+from pipes.worker.execute import Execution
+from pipes.worker.runner import Runner, RunnerOptions
 from pipes.worker.worker import Worker, WorkerOptions
 
 
@@ -507,3 +509,300 @@ def test_events_fire_start_success_processing_time_in_order_in_the_child(tmp_pat
     assert len(pids) == 1 and os.getpid() not in pids
     seconds = float(lines[2][3].strip("(),"))
     assert seconds >= 0.05
+
+
+# ----- several fast tasks per child: taking back what a child has not started --------------------
+
+
+def run_in_children(runner, executions, timeout=30.0):
+    """Submit executions and wait for all their outcomes: {task: outcome}."""
+    for execution in executions:
+        runner.submit(execution)
+    outcomes = {}
+    deadline = time.monotonic() + timeout
+    while runner.busy():
+        assert time.monotonic() < deadline, "children did not finish in time"
+        outcomes.update((e.task, o) for e, o in runner.wait(0.1))
+    return outcomes
+
+
+def fast_family(tmp_path):
+    """Tasks that finish at once, except that task n first waits for the file named in waits/n.
+
+    Each run appends its pid to started/n; the output says whether the wait was released.
+    """
+
+    class Quick(pipes.Task):
+        n = pipes.IntParameter()
+
+        def output(self):
+            return pipes.LocalTarget(tmp_path / "out" / f"q{self.n}")
+
+        def run(self):
+            with (tmp_path / "started" / str(self.n)).open("a") as f:
+                f.write(f"{os.getpid()}\n")
+            wait_file, released = tmp_path / "waits" / str(self.n), True
+            if wait_file.exists():
+                released = wait_for((tmp_path / wait_file.read_text()).exists, timeout=15)
+            write(self.output(), "released" if released else "gave up")
+
+    for name in ("out", "started", "waits"):
+        (tmp_path / name).mkdir()
+    return Quick
+
+
+def learned_runner(task_cls):
+    """A Runner with two children that has seen task_cls finish fast, so it sends it in batches."""
+    runner = Runner(RunnerOptions(workers=2), on_field=lambda *args: None)
+    outcomes = run_in_children(runner, [Execution(task_cls(n=-1))])
+    assert [o.status for o in outcomes.values()] == ["DONE"]
+    return runner
+
+
+def test_idle_child_takes_tasks_queued_behind_a_long_one_when_family_is_fast(tmp_path):
+    Quick = fast_family(tmp_path)
+    (tmp_path / "waits" / "0").write_text("others-done")  # q0 waits for all the others
+    runner = learned_runner(Quick)
+    tasks = [Quick(n=n) for n in range(12)]
+    for task in tasks:
+        runner.submit(Execution(task))
+    outcomes = {}
+    deadline = time.monotonic() + 30
+    while runner.busy():
+        assert time.monotonic() < deadline
+        outcomes.update((e.task, o) for e, o in runner.wait(0.05))
+        if all((tmp_path / "out" / f"q{n}").exists() for n in range(1, 12)):
+            (tmp_path / "others-done").touch()
+    runner.stop()
+    assert {t: o.status for t, o in outcomes.items()} == {t: "DONE" for t in tasks}
+    # Half the tasks were sent behind q0; q0 saw them all finish, so another child ran them.
+    assert (tmp_path / "out" / "q0").read_text() == "released"
+    runs = {n: (tmp_path / "started" / str(n)).read_text().split() for n in range(12)}
+    assert all(len(pids) == 1 for pids in runs.values())  # none ran twice
+
+
+def test_finish_up_returns_tasks_children_hold_but_did_not_start_as_pending(tmp_path):
+    Quick = fast_family(tmp_path)
+    for n in range(10):
+        (tmp_path / "waits" / str(n)).write_text("go")
+    runner = learned_runner(Quick)
+    tasks = [Quick(n=n) for n in range(10)]
+    for task in tasks:
+        runner.submit(Execution(task))
+    outcomes = {}
+    outcomes.update((e.task, o) for e, o in runner.wait(0.01))
+    assert wait_for(lambda: len(list((tmp_path / "started").iterdir())) == 3)  # n=-1 and 2 more
+    time.sleep(0.2)  # both children are now inside a run() that waits for "go"
+    runner.finish_up()
+    (tmp_path / "go").write_text("go")
+    while runner.busy():
+        outcomes.update((e.task, o) for e, o in runner.wait(0.1))
+    runner.stop()
+    started = {int(p.name) for p in (tmp_path / "started").iterdir()} - {-1}
+    assert len(started) == 2  # one in each child; the tasks waiting behind them never started
+    assert {t.n for t, o in outcomes.items() if o.status == "DONE"} == started
+    assert {t.n for t, o in outcomes.items() if o.status == "PENDING"} == set(range(10)) - started
+    assert len(outcomes) == 10
+
+
+def test_crash_in_a_batch_fails_only_the_task_that_was_running(tmp_path):
+    class Batched(pipes.Task):
+        n = pipes.IntParameter()
+
+        def output(self):
+            return pipes.LocalTarget(tmp_path / f"b{self.n}")
+
+        def run(self):
+            if self.n == 7:
+                print("about to die", flush=True)
+                os._exit(3)
+            write(self.output())
+
+    class BatchedAll(pipes.WrapperTask):
+        def requires(self):
+            return [Batched(n=n) for n in range(30)]
+
+    result = pipes.build([BatchedAll()], workers=2)
+    assert result.failed == [Batched(n=7)]
+    assert set(result.completed) == {Batched(n=n) for n in range(30) if n != 7}
+    assert "exit code 3" in result.errors[Batched(n=7).task_id]
+
+
+def test_sigusr1_starts_none_of_the_fast_tasks_children_hold(tmp_path, write_file, clean_env):
+    write_file(
+        "fastmod.py",
+        """
+        import os
+        import time
+        from pathlib import Path
+
+        import pipes
+
+
+        class Fast(pipes.Task):
+            n = pipes.IntParameter()
+
+            def output(self):
+                return pipes.LocalTarget(f"out/fast{self.n}")
+
+            def run(self):
+                Path(f"started/{self.n}").write_text(str(os.getpid()))
+                if self.n >= 20:  # the first ones teach the worker that Fast is fast
+                    deadline = time.monotonic() + 20
+                    while not Path("go").exists() and time.monotonic() < deadline:
+                        time.sleep(0.01)
+                with self.output().open("w") as f:
+                    f.write("done")
+
+
+        class FastRoot(pipes.WrapperTask):
+            def requires(self):
+                return [Fast(n) for n in range(80)]
+        """,
+    )
+    write_file("pipes.cfg", "[worker]\nwait_interval = 0.1\n")
+    (tmp_path / "started").mkdir()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipes", "--module", "fastmod", "FastRoot", "--workers", "2"],
+        cwd=tmp_path,
+        env=clean_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        blocked = lambda: [n for n in started(tmp_path) if n >= 20]  # noqa: E731
+        assert wait_for(lambda: len(blocked()) == 2, timeout=20)
+        time.sleep(0.2)
+        before = started(tmp_path)
+        proc.send_signal(signal.SIGUSR1)
+        time.sleep(0.3)
+        (tmp_path / "go").write_text("go")
+        stdout, stderr = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert started(tmp_path) == before
+    assert proc.returncode == pipes.ExitCode.NOT_RUN, stderr
+    assert f"* {80 - len(before) + 1} not run" in stdout
+    assert len(list((tmp_path / "out").iterdir())) == len(before)
+
+
+# ----- each child-run task's log tail ---------------------------------------------------------
+
+
+def run_worker(tasks, **runner_options):
+    """Run tasks with the in-process scheduler and children; returns the Worker."""
+    worker = Worker(LocalScheduler(), WorkerOptions(runner=RunnerOptions(**runner_options)))
+    worker.add(tasks)
+    worker.run()
+    return worker
+
+
+def test_log_tail_of_failed_child_task_holds_what_it_printed(tmp_path):
+    class PrintsThenFails(pipes.Task):
+        def output(self):
+            return pipes.LocalTarget(tmp_path / "never")
+
+        def run(self):
+            for step in range(3):
+                print(f"step {step} of the load")
+            sys.stderr.write("giving up on row 17\n")
+            subprocess.run(["sh", "-c", "echo from a subprocess"], check=True)
+            raise ValueError("bad row 17")
+
+    task = PrintsThenFails()
+    outcome = run_worker([task], workers=2).ran[task.task_id]
+    assert outcome.status == "FAILED"
+    tail = outcome.log_tail
+    assert tail.startswith("step 0 of the load\nstep 1 of the load\nstep 2 of the load\n")
+    assert "giving up on row 17\n" in tail
+    assert "from a subprocess\n" in tail
+
+
+def test_log_tail_of_timed_out_task_holds_what_it_printed_before_the_kill(tmp_path):
+    class PrintsThenHangs(pipes.Task):
+        worker_timeout = 0.5
+
+        def output(self):
+            return pipes.LocalTarget(tmp_path / "never")
+
+        def run(self):
+            print("loading part 1", flush=True)
+            time.sleep(100)
+
+    task = PrintsThenHangs()
+    outcome = run_worker([task], workers=2).ran[task.task_id]
+    assert "timed out" in outcome.error
+    assert outcome.log_tail == "loading part 1\n"
+
+
+def test_log_tail_is_the_end_of_long_output_cut_at_a_line_start(tmp_path):
+    class Chatty(pipes.Task):
+        def output(self):
+            return pipes.LocalTarget(tmp_path / "chatty")
+
+        def run(self):
+            for i in range(5000):
+                print(f"line {i:05d} ééé")  # 16 bytes a line: cuts fall mid-line
+            write(self.output())
+
+    task = Chatty()
+    outcome = run_worker([task], workers=2).ran[task.task_id]
+    assert outcome.status == "DONE"
+    lines = outcome.log_tail.splitlines()
+    assert lines[-1] == "line 04999 ééé"
+    assert lines[0].startswith("line ") and len(lines[0]) == len(lines[-1])
+    assert len(outcome.log_tail.encode()) <= 16 * 1024
+
+
+def test_quiet_child_task_has_no_log_tail(tmp_path):
+    class Quiet(pipes.Task):
+        def output(self):
+            return pipes.LocalTarget(tmp_path / "quiet")
+
+        def run(self):
+            write(self.output())
+
+    task = Quiet()
+    assert run_worker([task], workers=2).ran[task.task_id].log_tail is None
+
+
+def test_task_log_dir_keeps_the_file_and_the_tail_is_this_run_only(tmp_path):
+    class Twice(pipes.Task):
+        def output(self):
+            return pipes.LocalTarget(tmp_path / "twice")
+
+        def run(self):
+            print(f"run in {os.getpid()}")
+            write(self.output())
+
+    task, logs = Twice(), tmp_path / "logs"
+    first = run_worker([task], workers=2, log_dir=str(logs)).ran[task.task_id]
+    (tmp_path / "twice").unlink()
+    second = run_worker([task], workers=2, log_dir=str(logs)).ran[task.task_id]
+    kept = (logs / f"{task.task_id}.log").read_text()
+    assert kept == first.log_tail + second.log_tail
+    assert first.log_tail != second.log_tail and second.log_tail.startswith("run in ")
+
+
+def test_private_log_files_are_gone_after_the_run_without_task_log_dir(tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+
+    class Noisy(pipes.Task):
+        n = pipes.IntParameter()
+
+        def output(self):
+            return pipes.LocalTarget(tmp_path / f"noisy{self.n}")
+
+        def run(self):
+            print(f"noise {self.n}")
+            if self.n == 3:
+                os._exit(1)
+            write(self.output())
+
+    tasks = [Noisy(n=n) for n in range(6)]
+    worker = run_worker(tasks, workers=2)
+    assert worker.ran[Noisy(n=3).task_id].log_tail == "noise 3\n"
+    assert worker.ran[Noisy(n=4).task_id].log_tail == "noise 4\n"
+    assert list((tmp_path / "tmp").iterdir()) == []

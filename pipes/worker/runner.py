@@ -345,6 +345,8 @@ class Runner:
         self._take_in(slot)
         self._remove(slot)
         started, finished, log_start = slot.shared.after_death()
+        if slot.inflight and started < min(slot.inflight):
+            started = min(slot.inflight)  # it died before its first task: blame that one
         unstarted = []
         for seq, execution in slot.inflight.items():
             if seq <= finished:

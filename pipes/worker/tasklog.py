@@ -8,6 +8,7 @@ task that prints nothing costs one fstat.
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 
@@ -56,7 +57,8 @@ class Capture:
         self._start = 0
 
     def start(self) -> None:
-        """In private-file mode, point fds 1 and 2 at that file for the child's whole life."""
+        """Make print() reach fds 1 and 2; without log_dir, point them at the private file."""
+        _streams_to_fds()
         if self.log_dir is None and self.private_path is not None:
             flags = os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
             self._fd = os.open(self.private_path, flags, 0o600)
@@ -92,6 +94,25 @@ class Capture:
         elif tail is not None:
             os.ftruncate(self._fd, 0)  # the private file holds one task's output at a time
         return tail
+
+
+def _streams_to_fds() -> None:
+    """Line-buffered sys.stdout / sys.stderr on fds 1 / 2.
+
+    Line buffering keeps stdout and stderr lines in order in the log, and lines printed
+    before a crash in it. The worker's streams may be objects that bypass the descriptors
+    (a test runner's capture, a notebook's): a child gets its own on the descriptors.
+    """
+    for fd, name in ((1, "stdout"), (2, "stderr")):
+        stream = getattr(sys, name)
+        try:
+            on_fd = stream is not None and stream.fileno() == fd
+        except (AttributeError, OSError, ValueError):
+            on_fd = False
+        if on_fd and isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(line_buffering=True)
+        else:
+            setattr(sys, name, open(fd, "w", buffering=1, closefd=False))  # noqa: SIM115
 
 
 def _flush() -> None:
