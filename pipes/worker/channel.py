@@ -9,12 +9,11 @@ reads them to tell the task that was running from those that never started.
 
 from __future__ import annotations
 
-import fcntl
+import itertools
 import mmap
 import os
 import pickle
 import struct
-import time
 from typing import Any
 
 _HEADER = struct.Struct("<I")
@@ -85,20 +84,26 @@ class FrameReader:
 # more), and where the running task's output starts in its log file.
 _STARTED, _FINISHED, _REVOKE_FROM, _REVOKE_TO, _STOP, _LOG_START = range(6)
 _FIELDS = struct.Struct("<6q")
-_LOCK_WAIT = 1.0  # seconds the worker waits for the lock: a stopped (SIGSTOP) child holds it
+_LOCK_WAIT = 1.0  # seconds to wait for the lock before looking at why it is held
+_SEMAPHORE = 1  # _multiprocessing.SemLock kind
+_names = itertools.count()
 
 
 class Shared:
     """Counters in memory shared by the worker and one child, made before the fork.
 
-    The lock is a POSIX record lock on the memory's file: the kernel drops it when its
-    holder dies, so a child killed inside claim() cannot leave it held.
+    The lock is a process-shared semaphore (what multiprocessing.Lock wraps, without its
+    imports): taking and releasing it free costs no system call. A child killed while it
+    holds it (inside claim()) leaves it taken; the worker then gives up after _LOCK_WAIT.
     """
 
     def __init__(self) -> None:
-        self._fd = os.memfd_create("pipes-child", os.MFD_CLOEXEC)
-        os.ftruncate(self._fd, _FIELDS.size)
-        self._memory = mmap.mmap(self._fd, _FIELDS.size)
+        import _multiprocessing  # noqa: PLC0415 -- only a worker with children needs it
+
+        self._memory = mmap.mmap(-1, _FIELDS.size)  # anonymous and shared across fork
+        name = f"/pipes-{os.getpid()}-{next(_names)}"
+        self._lock = _multiprocessing.SemLock(_SEMAPHORE, 1, 1, name, True)  # True: unlinked
+        self._worker_pid = os.getpid()
 
     def _get(self, index: int) -> int:
         return struct.unpack_from("<q", self._memory, index * 8)[0]
@@ -110,7 +115,9 @@ class Shared:
 
     def claim(self, seq: int) -> bool:
         """Mark task `seq` started, unless the worker took it back or said stop (child)."""
-        fcntl.lockf(self._fd, fcntl.LOCK_EX)
+        while not self._lock.acquire(True, _LOCK_WAIT):
+            if os.getppid() != self._worker_pid:  # the worker died holding the lock
+                os._exit(1)
         try:
             _, _, start, end, stop, _ = _FIELDS.unpack_from(self._memory)
             if stop or start <= seq < end:
@@ -118,7 +125,7 @@ class Shared:
             self._set(_STARTED, seq)
             return True
         finally:
-            fcntl.lockf(self._fd, fcntl.LOCK_UN)
+            self._lock.release()
 
     def finished(self, seq: int) -> None:
         """Task `seq` ended and its outcome is sent, or is a DONE the child still holds."""
@@ -138,24 +145,17 @@ class Shared:
         """Take back every task numbered from the started one + 1 up to `below`.
 
         Returns the started task's number (tasks above it are now taken back), or None if
-        the child held the lock for too long.
+        the lock stayed taken: a child that died or was stopped (SIGSTOP) inside claim().
         """
-        deadline = time.monotonic() + _LOCK_WAIT
-        while True:
-            try:
-                fcntl.lockf(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    return None
-                time.sleep(0.001)
+        if not self._lock.acquire(True, _LOCK_WAIT):
+            return None
         try:
             started = self._get(_STARTED)
             self._set(_REVOKE_FROM, started + 1)
             self._set(_REVOKE_TO, below)
             return started
         finally:
-            fcntl.lockf(self._fd, fcntl.LOCK_UN)
+            self._lock.release()
 
     def after_death(self) -> tuple[int, int, int]:
         """(started, finished, log start) as the child left them; read once it is gone."""
@@ -164,4 +164,3 @@ class Shared:
     def close(self) -> None:
         """Release the memory (the worker's side)."""
         self._memory.close()
-        os.close(self._fd)

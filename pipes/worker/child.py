@@ -149,7 +149,7 @@ class _Server:
         else:
             task._status_reporter = lambda name, value: self.field(seq, name, value)
             outcome = Execution(task, self.setup.check_outputs).step()
-            new_deps = [TaskRef.of(dep) for dep in outcome.new_deps]
+            new_deps = [TaskRef.of(dep) for dep in outcome.new_deps] if outcome.new_deps else ()
             result = (outcome.status, outcome.error, outcome.seconds, new_deps)
         self.hold(("done", seq, *result, self.capture.end()))
         if result[0] != "DONE":  # sent before it counts as finished: see Runner._lost

@@ -68,6 +68,7 @@ class Runner:
         self._outbox: deque[tuple[Execution, bool]] = deque()  # (execution, fast), not sent yet
         self._slow_waiting = 0  # executions in the outbox that must run alone
         self._finished: Finished = []
+        self._held: dict[int, Execution] = {}  # by id: handed over, outcome not returned yet
         self._inline: Execution | None = None  # running in this process right now
         self._isolate = options.workers > 1 or options.force_multiprocessing
         self._family_seconds: dict[type, float] = {}  # decaying max of recent run times
@@ -91,8 +92,7 @@ class Runner:
 
     def busy(self) -> list[Execution]:
         """Executions handed over and not finished: running, or waiting for a child."""
-        held = [e for c in self._children for e in c.inflight.values()]
-        return held + [e for e, _ in self._outbox] if self._outbox else held
+        return list(self._held.values())
 
     def submit(self, execution: Execution) -> None:
         """Start an execution: inline (finished on return), or queue it for a child."""
@@ -106,10 +106,16 @@ class Runner:
         self._expect_fast = fast
         self._slow_waiting += not fast
         self._outbox.append((execution, fast))
+        self._held[id(execution)] = execution
 
     def take_finished(self) -> Finished:
         """Outcomes already known (inline runs), without waiting for any child."""
+        return self._hand_over()
+
+    def _hand_over(self) -> Finished:
         finished, self._finished = self._finished, []
+        for execution, _ in finished:
+            self._held.pop(id(execution), None)
         return finished
 
     def wait(self, timeout: float | None = None) -> Finished:
@@ -120,8 +126,7 @@ class Runner:
             self._dispatch()
         if not self._finished:
             self._poll(timeout)
-        finished, self._finished = self._finished, []
-        return finished
+        return self._hand_over()
 
     def finish_up(self) -> None:
         """Start no more tasks; those not started come back as PENDING. Signal-handler safe."""
@@ -402,5 +407,4 @@ class Runner:
         if not self._children and self._private_dir is not None:
             shutil.rmtree(self._private_dir, ignore_errors=True)
             self._private_dir = None
-        finished, self._finished = self._finished, []
-        return finished
+        return self._hand_over()
