@@ -165,11 +165,11 @@ class ChildHandle:
 
 
 class ChildProcess:
-    """A forked child: its pid, a pidfd that polls readable once it exits, its exit code."""
+    """A forked child: its pid, an fd that polls readable once it exits, its exit code."""
 
-    def __init__(self, pid: int) -> None:
+    def __init__(self, pid: int, sentinel: int) -> None:
         self.pid = pid
-        self.sentinel = os.pidfd_open(pid)
+        self.sentinel = sentinel
         self.exitcode: int | None = None  # negative: killed by that signal
 
     @classmethod
@@ -182,10 +182,19 @@ class ChildProcess:
             warnings.filterwarnings(
                 "ignore", "This process .* is multi-threaded", DeprecationWarning
             )
+            # Without pidfds (Linux < 5.3) the sentinel is a pipe the child holds open.
+            alive_read, alive_write = os.pipe()
             pid = os.fork()
         if pid == 0:  # pragma: no cover -- the child never returns from here
+            os.close(alive_read)
             os._exit(child.run_child(setup))
-        return cls(pid)
+        os.close(alive_write)
+        try:
+            sentinel = os.pidfd_open(pid)
+        except (AttributeError, OSError):
+            return cls(pid, alive_read)
+        os.close(alive_read)
+        return cls(pid, sentinel)
 
     def poll(self) -> int | None:
         """The exit code, reaping the child if it has exited; None while it runs."""
@@ -212,7 +221,7 @@ class ChildProcess:
             pass
 
     def close(self) -> None:
-        """Reap the child if it has exited, and close the pidfd."""
+        """Reap the child if it has exited, and close the sentinel."""
         self.poll()
         os.close(self.sentinel)
 
