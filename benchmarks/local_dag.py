@@ -1,8 +1,9 @@
 """Time a DAG of trivial tasks (each writes a tiny LocalTarget) on the embedded scheduler.
 
-    python benchmarks/local_dag.py --shape wide --n 5000 [--workers 2] [--luigi]
+    python benchmarks/local_dag.py --shape wide --n 5000 [--workers 2] [--repeat 5] [--luigi]
 
-Prints wall time and per-task overhead. With --luigi, runs the same workload on luigi in
+Prints wall time and per-task overhead (with --repeat, the median of that many runs, each
+in a fresh interpreter, and their spread). With --luigi, runs the same workload on luigi in
 benchmarks/.luigi-venv (made by `make bench-luigi`) and prints the ratio; luigi's cost grows
 quadratically, so keep n modest there (n=5000 takes luigi well over a minute).
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -113,15 +115,22 @@ def main() -> None:
         "--luigi", action="store_true", help="also run luigi (needs make bench-luigi)"
     )
     parser.add_argument("--dir", help="where outputs go (default: the system temp dir)")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="run pipes this many times; report the median"
+    )
     args = parser.parse_args()
     floor = filesystem_floor(sys.executable, args.n, args.dir)
     print(f"disk   {args.n} bare atomic writes: {floor:.3f} s ({floor / args.n * 1e6:.1f} us/file)")
-    pipes_result = run_workload(sys.executable, "pipes", args.shape, args.n, args.workers, args.dir)
-    seconds = pipes_result["seconds"]
+    runs = [
+        run_workload(sys.executable, "pipes", args.shape, args.n, args.workers, args.dir)["seconds"]
+        for _ in range(max(1, args.repeat))
+    ]
+    seconds = statistics.median(runs)
+    spread = f" (median of {len(runs)}: {min(runs):.3f}..{max(runs):.3f})" if len(runs) > 1 else ""
     print(
         f"pipes  shape={args.shape} n={args.n} workers={args.workers}: "
         f"{seconds:.3f} s wall, {seconds / args.n * 1e6:.1f} us/task, "
-        f"{max(seconds - floor, 0) / args.n * 1e6:.1f} us/task above the disk floor"
+        f"{max(seconds - floor, 0) / args.n * 1e6:.1f} us/task above the disk floor{spread}"
     )
     if args.luigi:
         if not LUIGI_PYTHON.exists():

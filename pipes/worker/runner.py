@@ -122,7 +122,7 @@ class Runner:
         """Outcomes that are ready, waiting up to `timeout` (or the next task deadline)."""
         if self._finishing:
             self._give_back_unstarted()
-        else:
+        elif self._outbox:
             self._dispatch()
         if not self._finished:
             self._poll(timeout)
