@@ -57,7 +57,7 @@ class Leaf(pipes.Task):
 
 
 class Boom(pipes.Task):
-    """Prints a few lines, then fails: the task page shows its log tail and traceback."""
+    """Prints a few lines, then fails, in the worker's own process (Troubles runs in-process)."""
 
     def output(self):
         return pipes.LocalTarget("out/boom.txt")
@@ -152,7 +152,10 @@ class Part(pipes.Task):
         return pipes.LocalTarget(f"out/part-{self.name}.txt")
 
     def run(self):
-        if self.name == "c":
+        if self.name == "c":  # runs in a child process: its output goes to the log tail
+            for n in range(1, 4):
+                print(f"part c: read lookup file {n} of 3", flush=True)
+            print("part c: key 'c' not found", file=sys.stderr, flush=True)
             raise KeyError("lookup table has no key 'c'")
         with self.output().open("w") as out:
             out.write(self.name)
@@ -271,6 +274,8 @@ def status_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         for family in ("Boom", "Report", "Label", "Blocker", "AfterBlock", "Merge", "Flaky"):
             site.ids[family] = site.task(family)["task_id"]
         site.ids["Fragile"] = site.task("Fragile")["task_id"]
+        (part_c,) = site.call("task_list", family="Part", search="Part_c_")["tasks"]
+        site.ids["PartC"] = part_c["task_id"]
         yield site
     finally:
         stop_workers(site.workers)

@@ -165,25 +165,30 @@ def test_task_list_sorts_by_the_chosen_key(status_site, page):
 # ----- one task -------------------------------------------------------------------------------
 
 
-def test_failed_task_page_shows_traceback_and_neighbours(status_site, page):
-    boom = status_site.ids["Boom"]
-    page.goto(task_url(status_site, boom))
+def test_failed_task_page_shows_traceback_log_tail_and_neighbours(status_site, page):
+    part_c, merge = status_site.ids["PartC"], status_site.ids["Merge"]
+    page.goto(task_url(status_site, part_c))
     expect(page.locator("#task-status")).to_have_text("failed")
-    expect(page.locator("#traceback")).to_contain_text("ValueError: bad row 17 in input.csv")
     expect(page.locator("#traceback")).to_contain_text("Traceback (most recent call last)")
-    report = page.locator(f'#dependents tr[data-task-id="{status_site.ids["Report"]}"]')
-    expect(report).to_contain_text("pending")
+    expect(page.locator("#traceback")).to_contain_text("KeyError: \"lookup table has no key 'c'\"")
+    expect(page.locator("#log-tail")).to_contain_text("part c: read lookup file 3 of 3")
+    expect(page.locator("#log-tail")).to_contain_text("part c: key 'c' not found")
+    expect(page.locator("#deps tr")).to_have_count(2)
+    expect(page.locator("#deps")).not_to_contain_text("pending")
+    dependent = page.locator(f'#dependents tr[data-task-id="{merge}"]')
+    expect(dependent).to_contain_text("pending")
     expect(page.locator('button[data-action="forgive_failures"]')).to_be_enabled()
     expect(page.locator('button[data-action="re_enable_task"]')).to_be_disabled()
     screenshot(page, "failed-task", full_page=True)
 
-    report.locator("a").click()
-    page.wait_for_url(re.compile(re.escape(status_site.ids["Report"]) + "$"))
-    expect(page.locator(f'#deps tr[data-task-id="{boom}"]')).to_contain_text("failed")
+    dependent.locator("a").click()
+    page.wait_for_url(re.compile(re.escape(merge) + "$"))
+    expect(page.locator(f'#deps tr[data-task-id="{part_c}"]')).to_contain_text("failed")
 
 
-def test_failed_task_page_shows_the_tail_of_what_the_task_printed(status_site, page):
+def test_task_run_in_the_worker_process_shows_its_log_tail(status_site, page):
     page.goto(task_url(status_site, status_site.ids["Boom"]))
+    expect(page.locator("#traceback")).to_contain_text("ValueError: bad row 17 in input.csv")
     expect(page.locator("#log-tail")).to_contain_text("boom step 2: reading rows")
     expect(page.locator("#log-tail")).to_contain_text("boom: giving up on row 17")
 
