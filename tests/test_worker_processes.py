@@ -605,6 +605,26 @@ def test_finish_up_returns_tasks_children_hold_but_did_not_start_as_pending(tmp_
     assert len(outcomes) == 10
 
 
+def test_done_tasks_are_reported_while_a_long_task_after_them_runs_in_the_same_child(tmp_path):
+    Quick = fast_family(tmp_path)
+    (tmp_path / "waits" / "3").write_text("go")
+    runner = learned_runner(Quick)
+    tasks = [Quick(n=n) for n in range(6)]
+    for task in tasks:
+        runner.submit(Execution(task))
+    outcomes, start = {}, time.monotonic()
+    while len(outcomes) < 5:
+        assert time.monotonic() - start < 5, f"only {sorted(t.n for t in outcomes)} reported"
+        outcomes.update((e.task, o) for e, o in runner.wait(0.05))
+    assert Quick(n=3) not in outcomes  # still waiting for "go"
+    (tmp_path / "go").touch()
+    while runner.busy():
+        outcomes.update((e.task, o) for e, o in runner.wait(0.1))
+    runner.stop()
+    assert {t: o.status for t, o in outcomes.items()} == {t: "DONE" for t in tasks}
+    assert (tmp_path / "out" / "q3").read_text() == "released"
+
+
 def test_crash_in_a_batch_fails_only_the_task_that_was_running(tmp_path):
     class Batched(pipes.Task):
         n = pipes.IntParameter()

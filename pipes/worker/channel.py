@@ -157,6 +157,10 @@ class Shared:
         finally:
             self._lock.release()
 
+    def finished_so_far(self) -> int:
+        """The last task the child finished (the worker's side; the child may be running)."""
+        return self._get(_FINISHED)
+
     def after_death(self) -> tuple[int, int, int]:
         """(started, finished, log start) as the child left them; read once it is gone."""
         return self._get(_STARTED), self._get(_FINISHED), self._get(_LOG_START)

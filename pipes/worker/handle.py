@@ -50,6 +50,8 @@ class ChildHandle:
     rss_check_at: int = 0  # look at its memory once `done` reaches this
     retiring: bool = False  # send it nothing more; stop it once it holds nothing
     heard: float = 0.0  # when it last sent something, or was sent work while idle
+    looked: float = -1.0  # the `heard` at which the worker last looked for outcomes it holds
+    early: dict[int, str] = field(default_factory=dict)  # seq -> task id reported before sent
     polling_out: bool = False  # the runner waits for room in its pipe
 
     @classmethod
@@ -110,8 +112,10 @@ class ChildHandle:
 
     def messages(self) -> list[tuple[Any, ...]]:
         """Every message the child has sent since the last call."""
-        self.heard = time.monotonic()
-        return [item for batch in self.reader.read() for item in batch]
+        items = [item for batch in self.reader.read() for item in batch]
+        if items:
+            self.heard = time.monotonic()
+        return items
 
     def take_back(self) -> list[Execution]:
         """The executions sent that the child has not started, which it now never will."""

@@ -40,6 +40,7 @@ RSS_CHECK_EVERY = 25  # tasks between looks at a child's memory (each look reads
 FAST_SECONDS = 0.01  # a family whose recent runs took less is sent several tasks at a time
 DEPTH = 16  # tasks of fast families a child may hold: one running, the others waiting
 STEAL_AFTER = 0.1  # seconds a child may hold waiting tasks without news while another idles
+REPORT_WITHIN = 0.05  # seconds: a DONE a silent child still holds is reported after this
 _IN = select.POLLIN | select.POLLHUP | select.POLLERR
 
 
@@ -246,6 +247,7 @@ class Runner:
             return
         wake = [c.deadline for c in self._children if c.deadline is not None]
         wake += [c.heard + STEAL_AFTER for c in self._stalled()]
+        wake += [c.heard + REPORT_WITHIN for c in self._children if c.looked != c.heard]
         if wake:
             until = max(0.0, min(wake) - time.monotonic())
             timeout = until if timeout is None else min(timeout, until)
@@ -266,6 +268,9 @@ class Runner:
         now = time.monotonic()
         for slot in [c for c in self._children if c.deadline is not None and now >= c.deadline]:
             self._timed_out(slot)
+        for slot in list(self._children):
+            if slot.looked != slot.heard and now >= slot.heard + REPORT_WITHIN:
+                self._report_held(slot)
         for slot in self._stalled():
             if now >= slot.heard + STEAL_AFTER:
                 self._outbox.extendleft((e, True) for e in reversed(slot.take_back()))
@@ -293,7 +298,11 @@ class Runner:
                     self.on_field(slot.inflight[seq].members[0], name, value)
                 continue
             _, seq, status, error, seconds, new_deps, log_tail = item
-            execution = slot.inflight.pop(seq)
+            execution = slot.inflight.pop(seq, None)
+            if execution is None:  # reported DONE already (_report_held): only the message
+                if error:  # what on_success() returned
+                    self.on_field(slot.early.pop(seq), "status_message", error)
+                continue
             task = execution.task
             decayed = 0.75 * seconds_of.get(type(task), 0.0)
             seconds_of[type(task)] = seconds if seconds > decayed else decayed
@@ -304,6 +313,25 @@ class Runner:
             slot.alone, slot.deadline = False, None
         if slot.reader.closed and self._by_fd.pop(slot.reader.fd, None) is not None:
             self._poller.unregister(slot.reader.fd)
+
+    def _report_held(self, slot: ChildHandle) -> None:
+        """Report DONE the tasks a silent child finished but holds the outcomes of.
+
+        A child holds a few DONE outcomes to send them together; if the task after them
+        runs long, it would hold them as long. Any other outcome it sends before it marks
+        the task finished, so a task it marked finished whose outcome has not come is DONE.
+        Their log tails are lost; a message on_success() returned still comes, later.
+        """
+        slot.looked = slot.heard
+        finished = slot.shared.finished_so_far()  # before reading: see the docstring
+        self._take_in(slot)
+        for seq in [seq for seq in slot.inflight if seq <= finished]:
+            execution = slot.inflight.pop(seq)
+            slot.early[seq] = execution.members[0]
+            self._finished.append((execution, Outcome(execution.task, "DONE")))
+            slot.done += 1
+        if not slot.inflight:
+            slot.alone, slot.deadline = False, None
 
     def _stalled(self) -> list[ChildHandle]:
         """Children holding tasks they have not started, while another child could run them."""
