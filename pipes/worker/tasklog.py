@@ -1,4 +1,4 @@
-"""Where a task run in a child writes its stdout and stderr, and the tail read back from it.
+"""Log files for tasks run in children: where their output goes, what tail comes back.
 
 A child points file descriptors 1 and 2 at a log file, so output of programs the task
 starts is caught too. With `[worker] task_log_dir` each task appends to its own file there,
