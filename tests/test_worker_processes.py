@@ -826,3 +826,40 @@ def test_private_log_files_are_gone_after_the_run_without_task_log_dir(tmp_path,
     assert worker.ran[Noisy(n=3).task_id].log_tail == "noise 3\n"
     assert worker.ran[Noisy(n=4).task_id].log_tail == "noise 4\n"
     assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_child_task_output_reaches_the_worker_stderr_without_task_log_dir(
+    tmp_path, write_file, clean_env
+):
+    write_file(
+        "talky.py",
+        """
+        import pipes
+
+        class Talky(pipes.Task):
+            n = pipes.IntParameter()
+
+            def output(self):
+                return pipes.LocalTarget(f"out/talky{self.n}")
+
+            def run(self):
+                print(f"talky {self.n} says hello")
+                with self.output().open("w") as f:
+                    f.write("ok")
+
+        class All(pipes.WrapperTask):
+            def requires(self):
+                return [Talky(n=n) for n in range(4)]
+        """,
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipes", "--module", "talky", "All", "--workers", "2"],
+        cwd=tmp_path,
+        env=clean_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    for n in range(4):
+        assert f"talky {n} says hello\n" in proc.stderr

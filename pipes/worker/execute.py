@@ -21,7 +21,7 @@ class Outcome:
     """How one attempt at running a task ended."""
 
     task: Task
-    status: str  # "DONE", "FAILED" or "SUSPENDED" (waiting on dynamic dependencies)
+    status: str  # DONE, FAILED, SUSPENDED (on dynamic deps) or PENDING (a child never started it)
     error: str | None = None
     new_deps: list[Task] = field(default_factory=list)
     seconds: float = 0.0

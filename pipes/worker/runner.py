@@ -29,6 +29,7 @@ from typing import Any
 
 from pipes.event import Event
 from pipes.worker import child
+from pipes.worker.capture import captured_tail
 from pipes.worker.execute import Execution, Outcome
 from pipes.worker.handle import ChildHandle, ForkOptions
 from pipes.worker.tasklog import tail_of_file, task_log_path
@@ -99,7 +100,9 @@ class Runner:
         """Start an execution: inline (finished on return), or queue it for a child."""
         if not self._isolate and self.timeout_of(execution) is None:
             self._inline = execution
-            outcome = execution.step()
+            with captured_tail() as tail:
+                outcome = execution.step()
+            outcome.log_tail = tail.text()
             self._inline = None
             self._finished.append((execution, outcome))
             return

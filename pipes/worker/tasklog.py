@@ -2,8 +2,9 @@
 
 A child points file descriptors 1 and 2 at a log file, so output of programs the task
 starts is caught too. With `[worker] task_log_dir` each task appends to its own file there,
-kept; without it the child keeps one private file that it empties after each task, so a
-task that prints nothing costs one fstat.
+kept; without it the child keeps one private file that it copies to the worker's stderr
+and empties after each task, so output still reaches the terminal (each task's in one
+piece, when it ends) and a task that prints nothing costs one fstat.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ class Capture:
         self._fd = -1  # the file fds 1 and 2 point at while a task runs
         self._saved: tuple[int, int] | None = None
         self._start = 0
+        self._terminal = -1  # the worker's stderr, where private-file output is copied
 
     def start(self) -> None:
         """Make print() reach fds 1 and 2; without log_dir, point them at the private file."""
@@ -63,6 +65,7 @@ class Capture:
             flags = os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
             self._fd = os.open(self.private_path, flags, 0o600)
             _flush()
+            self._terminal = os.dup(2)
             os.dup2(self._fd, 1)
             os.dup2(self._fd, 2)
 
@@ -92,6 +95,7 @@ class Capture:
                 os.close(fd)
             self._saved, self._fd = None, -1
         elif tail is not None:
+            _copy(self._fd, self._terminal)
             os.ftruncate(self._fd, 0)  # the private file holds one task's output at a time
         return tail
 
@@ -113,6 +117,19 @@ def _streams_to_fds() -> None:
             stream.reconfigure(line_buffering=True)
         else:
             setattr(sys, name, open(fd, "w", buffering=1, closefd=False))  # noqa: SIM115
+
+
+def _copy(source: int, target: int) -> None:
+    """All of file `source` to `target`; a closed or full terminal must not fail the task."""
+    offset, size = 0, os.fstat(source).st_size
+    try:
+        while offset < size:
+            sent = os.sendfile(target, source, offset, size - offset)
+            if sent == 0:
+                return
+            offset += sent
+    except OSError:
+        pass
 
 
 def _flush() -> None:

@@ -71,6 +71,7 @@ class Worker:
         self.checker = CompletionChecker(self.options.check_complete_concurrency)
         self.progress: Progress | None = None  # set by the caller to show live counts
         self.stopping = False
+        self._runner: Runner | None = None  # while run() runs: SIGUSR1 tells it to finish up
 
     def info(self) -> dict[str, Any]:
         """What this worker tells the scheduler about itself."""
@@ -101,6 +102,7 @@ class Worker:
         self.scheduler.add_worker(self.worker_id, self.info())
         child.known_tasks = self.graph.tasks  # what children forked from now on can look up
         runner = Runner(self.options.runner, self.scheduler.set_task_field)
+        self._runner = runner
         pinger = KeepAlive(self.scheduler, self.worker_id, self.info(), self.options.ping_interval)
         pinger.start()
         previous = self._install_signals()
@@ -134,6 +136,8 @@ class Worker:
     def _finish_up(self, signum: int, frame: Any) -> None:
         logger.warning("SIGUSR1: taking no new work; finishing the %d running", len(self._running))
         self.stopping = True
+        if self._runner is not None:
+            self._runner.finish_up()  # children start none of the tasks they hold
 
     def _loop(self, runner: Runner) -> None:
         while True:
@@ -244,6 +248,10 @@ class Worker:
     def _report(self, execution: Execution, outcome: Outcome) -> None:
         if outcome.status == "SUSPENDED":
             self._suspend(execution, outcome)
+            return
+        if outcome.status == "PENDING":  # handed to a child but never started: hand it back
+            del self._executions[execution.members[0]]
+            self._reports.extend({"task_id": m, "status": "PENDING"} for m in execution.members)
             return
         del self._executions[execution.members[0]]
         task = outcome.task
