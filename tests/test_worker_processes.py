@@ -863,3 +863,47 @@ def test_child_task_output_reaches_the_worker_stderr_without_task_log_dir(
     assert proc.returncode == 0, proc.stderr
     for n in range(4):
         assert f"talky {n} says hello\n" in proc.stderr
+
+
+def test_children_and_their_processes_stop_when_the_worker_is_killed(
+    tmp_path, write_file, clean_env
+):
+    write_file(
+        "stuck.py",
+        """
+        import os, subprocess, pipes
+
+        class Stuck(pipes.Task):
+            n = pipes.IntParameter()
+
+            def output(self):
+                return pipes.LocalTarget(f"out/stuck{self.n}")
+
+            def run(self):
+                sleeper = subprocess.Popen(["sleep", "300"])
+                with open(f"pids/{self.n}", "w") as f:
+                    f.write(f"{os.getpid()} {sleeper.pid}")
+                sleeper.wait()
+
+        class All(pipes.WrapperTask):
+            def requires(self):
+                return [Stuck(n=n) for n in range(2)]
+        """,
+    )
+    (tmp_path / "pids").mkdir()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipes", "--module", "stuck", "All", "--workers", "2"],
+        cwd=tmp_path,
+        env=clean_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert wait_for(lambda: len(list((tmp_path / "pids").iterdir())) == 2, timeout=30)
+        assert wait_for(lambda: all(p.read_text() for p in (tmp_path / "pids").iterdir()))
+        pids = [int(x) for p in (tmp_path / "pids").iterdir() for x in p.read_text().split()]
+        proc.kill()  # SIGKILL: the worker gets no chance to clean up
+        proc.wait(10)
+        assert all(gone(pid) for pid in pids), "a child or its sleep outlived the worker"
+    finally:
+        proc.kill()

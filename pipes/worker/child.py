@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import ctypes
 import gc
 import importlib
 import os
@@ -60,6 +61,7 @@ class TaskRef(NamedTuple):
 # What the worker sends: (sequence number, scheduler task id, None when the child knows the
 # task from its fork snapshot else its TaskRef). A frame holds a list of these, or None: stop.
 Entry = tuple[int, str, TaskRef | None]
+PR_SET_PDEATHSIG = 1  # prctl option: the signal this process gets when its parent dies
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,7 @@ class ChildSetup:
     check_outputs: bool
     log_dir: str | None
     private_log: str | None  # the child's own log file when there is no log_dir
+    worker_pid: int  # the worker: when it dies, so does the child
 
 
 def run_child(setup: ChildSetup) -> int:
@@ -100,12 +103,27 @@ def child_main(setup: ChildSetup) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker decides what a Ctrl-C stops
     signal.signal(signal.SIGUSR1, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the worker's handler: just stop
+    _die_with_the_worker(setup.worker_pid)
     for fd in setup.close_fds:
         with contextlib.suppress(OSError):
             os.close(fd)
     capture = Capture(setup.log_dir, setup.private_log)
     capture.start()
     _Server(setup, capture).serve()
+
+
+def _die_with_the_worker(worker_pid: int) -> None:
+    """If the worker dies, even by SIGKILL, stop this child and what its task started."""
+    signal.signal(signal.SIGHUP, _stop_group)
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGHUP) != 0:
+        return  # not Linux: children end when their pipe to the worker closes
+    if os.getppid() != worker_pid:  # the worker died before prctl took effect
+        _stop_group(signal.SIGHUP, None)
+
+
+def _stop_group(signum: int, frame: Any) -> None:
+    os.killpg(0, signal.SIGTERM)  # this child included
 
 
 class _Server:

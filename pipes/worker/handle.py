@@ -70,6 +70,7 @@ class ChildHandle:
             options.check_outputs,
             options.log_dir,
             options.private_log,
+            os.getpid(),
         )
         process = ChildProcess.start(setup)
         os.close(task_read)
