@@ -99,7 +99,7 @@ def page_calls(n: int, some_task: str) -> dict[str, tuple[str, dict]]:
             {"status": "DONE", "family": "Family7", "sort": "task_id", "limit": 50},
         ),
         "list: UPSTREAM_FAILED": ("task_list", {"status": "UPSTREAM_FAILED", "limit": 50}),
-        "list: search 'shard'": ("task_list", {"search": "Family3_", "limit": 50}),
+        "list: search 'Family3_'": ("task_list", {"search": "Family3_", "limit": 50}),
         "list: deep page": ("task_list", {"status": "DONE", "offset": n // 2, "limit": 50}),
         "task_detail": ("task_detail", {"task_id": some_task}),
         "graph depth 3": ("graph", {"task_id": some_task, "depth": 3}),
