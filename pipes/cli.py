@@ -303,15 +303,28 @@ def configure_logging(level: str | None, log_file: str | None = None) -> None:
     if chosen not in LOG_LEVELS:
         where = config.where("core", "log_level")
         raise UsageError(f"{where} = {chosen!r} is not one of {', '.join(LOG_LEVELS)}")
-    target: dict[str, Any] = {"filename": log_file} if log_file else {"stream": sys.stderr}
-    logging.basicConfig(
-        level=chosen,
-        **target,
-        force=True,
-        # On a terminal each log line first clears the live progress line it would run into.
-        format=("\r\x1b[2K" if not log_file and sys.stderr.isatty() else "")
-        + "%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    handler = logging.FileHandler(log_file) if log_file else logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_LineFormatter(LOG_FORMAT, clear_progress=not log_file))
+    logging.basicConfig(level=chosen, handlers=[handler], force=True)
+
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class _LineFormatter(logging.Formatter):
+    """On a terminal, each log line first clears the live progress line it would run into.
+
+    Whether fd 2 is a terminal is asked per line: in a worker's child, fd 2 is a task's log
+    file, which must not get escape codes.
+    """
+
+    def __init__(self, fmt: str, clear_progress: bool) -> None:
+        super().__init__(fmt)
+        self.clear_progress = clear_progress
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        return "\r\x1b[2K" + line if self.clear_progress and os.isatty(2) else line
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:

@@ -907,3 +907,45 @@ def test_children_and_their_processes_stop_when_the_worker_is_killed(
         assert all(gone(pid) for pid in pids), "a child or its sleep outlived the worker"
     finally:
         proc.kill()
+
+
+def test_task_log_files_get_no_terminal_escape_codes_when_the_worker_is_on_a_terminal(
+    tmp_path, write_file, clean_env
+):
+    import pty
+
+    write_file(
+        "logs.py",
+        """
+        import logging, pipes
+
+        class Logs(pipes.Task):
+            def output(self):
+                return pipes.LocalTarget("out/logs")
+
+            def run(self):
+                logging.getLogger("logs").warning("a line for the task log")
+                with self.output().open("w") as f:
+                    f.write("ok")
+        """,
+    )
+    write_file("pipes.cfg", "[worker]\ntask_log_dir = tasklogs\n")
+    controller, terminal = pty.openpty()
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "pipes", "--module", "logs", "Logs", "--workers", "2"],
+            cwd=tmp_path,
+            env=clean_env,
+            stdout=subprocess.PIPE,
+            stderr=terminal,
+            timeout=60,
+        )
+        on_terminal = os.read(controller, 65536)
+    finally:
+        os.close(terminal)
+        os.close(controller)
+    assert proc.returncode == 0
+    assert b"\r\x1b[2K" in on_terminal  # the worker's own lines still clear the progress line
+    (log,) = (tmp_path / "tasklogs").iterdir()
+    text = log.read_text()
+    assert "WARNING logs: a line for the task log" in text and "\x1b" not in text
