@@ -159,7 +159,9 @@ def test_log_tail_is_kept_by_the_store_and_shown_in_task_detail(tmp_path, store_
         reopened.close()
 
 
-@pytest.mark.parametrize("sort", ["updated", "-updated", "family", "-priority", "-task_id"])
+@pytest.mark.parametrize(
+    "sort", ["updated", "-updated", "family", "-priority", "task_id", "-task_id", "status"]
+)
 def test_first_pages_and_deep_pages_agree_with_one_full_sort(sort):
     """Early pages come from a heap, later ones from a full sort: one order either way."""
     rng = random.Random(sort)

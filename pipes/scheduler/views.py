@@ -81,14 +81,34 @@ def _page(tasks: Iterable[TaskRecord], sort: str, start: int, stop: int, total: 
     """tasks[start:stop] in the order `sort` names, ties by task id."""
     descending = sort.startswith("-")
     field = sort.removeprefix("-")
-    if stop * 8 < total:  # an early page: a heap of `stop` tasks beats sorting them all
-        pick = heapq.nlargest if descending else heapq.nsmallest
-        return pick(stop, tasks, key=lambda t: (getattr(t, field), t.task_id))[start:]
+    if stop * 8 < total:  # an early page: a heap beats a full sort
+        return _top(list(tasks), field, descending, stop)[start:]
+    return _sorted(tasks, field, descending)[start:stop]
+
+
+def _sorted(tasks: Iterable[TaskRecord], field: str, descending: bool) -> list[TaskRecord]:
     # Two stable sorts, each on one plain value, beat one sort on (value, id) pairs.
     ordered = sorted(tasks, key=BY_ID, reverse=descending)
     if field != "task_id":
         ordered.sort(key=operator.attrgetter(field), reverse=descending)
-    return ordered[start:stop]
+    return ordered
+
+
+def _top(tasks: list[TaskRecord], field: str, descending: bool, stop: int) -> list[TaskRecord]:
+    """The first `stop` tasks by field, then id: a heap on the plain value, then the ties.
+
+    Tasks added in one call share their `updated` time, so the value at the page's edge may
+    be shared by many tasks outside the heap's pick: those are gathered and sorted by id.
+    """
+    key = operator.attrgetter(field)
+    pick = heapq.nlargest if descending else heapq.nsmallest
+    top = pick(stop, tasks, key=key)
+    if not top:
+        return top
+    edge = key(top[-1])
+    inside = [t for t in top if key(t) != edge]
+    tied = [t for t in tasks if key(t) == edge]
+    return (_sorted(inside, field, descending) + _sorted(tied, "task_id", descending))[:stop]
 
 
 def counts(core: Scheduler) -> dict[str, int]:
