@@ -134,7 +134,7 @@ class Worker:
             signal.signal(sig, handler)
 
     def _finish_up(self, signum: int, frame: Any) -> None:
-        logger.warning("SIGUSR1: taking no new work; finishing the %d running", len(self._running))
+        logger.warning("SIGUSR1: taking no new work; finishing what has started")
         self.stopping = True
         if self._runner is not None:
             self._runner.finish_up()  # children start none of the tasks they hold
