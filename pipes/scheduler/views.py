@@ -67,7 +67,10 @@ def task_list(core: Scheduler, query: TaskQuery) -> dict[str, Any]:
     page = _page(candidates, query.sort, offset, offset + limit, total)
     families = core.index.families(statuses)
     if query.status == UPSTREAM_FAILED:
-        families = Counter(tasks[t].family for t in upstream_failed(core))
+        families = core.index.cached(
+            "upstream_failed_families",
+            lambda: Counter(tasks[t].family for t in upstream_failed(core)),
+        )
     return {
         "total": total,
         "offset": offset,
