@@ -193,3 +193,16 @@ def test_a_costly_derived_answer_is_reused_for_ten_times_its_cost_despite_change
     for _ in range(8):
         views.upstream_failed(sched)  # each look is one more second
     assert views.upstream_failed(sched) == set()  # 10 s on: computed again
+
+
+def test_deep_pages_follow_changes_when_sorting_is_cheap():
+    sched = Scheduler()
+    sched.add_tasks("w", [spec(f"t{i:03d}") for i in range(100)], 0)
+    deep = views.TaskQuery(sort="task_id", limit=10, offset=90)
+    assert ids(views.task_list(sched, deep))[-1] == "t099"
+    sched.add_tasks("w", [spec("t100")], 1)
+    assert ids(views.task_list(sched, deep)) == [f"t{i:03d}" for i in range(90, 100)]
+    last = views.TaskQuery(sort="task_id", limit=10, offset=100)
+    assert ids(views.task_list(sched, last)) == ["t100"]  # a new query: sorted afresh
+    done = views.TaskQuery(status="DONE", sort="task_id", limit=10, offset=0)
+    assert views.task_list(sched, done)["tasks"] == []

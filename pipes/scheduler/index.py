@@ -24,23 +24,24 @@ class TaskIndex:
         self.by_family: dict[str, set[str]] = {}
         self.family_counts: dict[str, Counter[Status]] = {}
         self.version = 0  # bumped by every change, so derived answers know when to recompute
-        self._cache: dict[str, tuple[int, float, float, Any]] = {}
+        self._cache: dict[str, tuple[Any, int, float, float, Any]] = {}
 
-    def cached(self, name: str, compute: Callable[[], Any]) -> Any:
-        """compute(), reused until the next change, or a little longer when it is costly.
+    def cached(self, name: str, compute: Callable[[], Any], key: Any = None) -> Any:
+        """compute() for `key`, reused until the next change, or longer when it is costly.
 
         An answer that took more than SLOW_ANSWER to compute is reused, even after changes,
         for ten times as long as it took: an often-refreshed page can then use at most a
-        tenth of the daemon's time on it, whatever the number of tasks.
+        tenth of the daemon's time on it, whatever the number of tasks. Each name keeps one
+        answer, for the last key asked.
         """
         hit = self._cache.get(name)
         clock = time.monotonic()
-        if hit is not None:
-            version, at, cost, value = hit
+        if hit is not None and hit[0] == key:
+            _, version, at, cost, value = hit
             if version == self.version or (cost > SLOW_ANSWER and clock - at < 10 * cost):
                 return value
         value = compute()
-        self._cache[name] = (self.version, clock, time.monotonic() - clock, value)
+        self._cache[name] = (key, self.version, clock, time.monotonic() - clock, value)
         return value
 
     def add(self, task: TaskRecord) -> None:

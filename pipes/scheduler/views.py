@@ -64,7 +64,16 @@ def task_list(core: Scheduler, query: TaskQuery) -> dict[str, Any]:
         needle = query.search.lower()
         matching = [t for t in candidates if needle in t.task_id.lower()]
         candidates, total = matching, len(matching)
-    page = _page(candidates, query.sort, offset, offset + limit, total)
+    stop = offset + limit
+    descending, field = query.sort.startswith("-"), query.sort.removeprefix("-")
+    if stop * 8 < total:  # an early page: a heap beats a full sort
+        page = _top(list(candidates), field, descending, stop)[offset:]
+    else:  # a deep page: the sorted list is kept, so paging on costs no sort each time
+        query_key = (query.status, query.family, query.search, query.sort)
+        ordered = core.index.cached(
+            "sorted", lambda: _sorted(candidates, field, descending), key=query_key
+        )
+        page = ordered[offset:stop]
     families = core.index.families(statuses)
     if query.status == UPSTREAM_FAILED:
         families = core.index.cached(
@@ -78,15 +87,6 @@ def task_list(core: Scheduler, query: TaskQuery) -> dict[str, Any]:
         "tasks": [t.summary() for t in page],
         "families": [{"family": f, "count": n} for f, n in sorted(families.items())],
     }
-
-
-def _page(tasks: Iterable[TaskRecord], sort: str, start: int, stop: int, total: int) -> list[Any]:
-    """tasks[start:stop] in the order `sort` names, ties by task id."""
-    descending = sort.startswith("-")
-    field = sort.removeprefix("-")
-    if stop * 8 < total:  # an early page: a heap beats a full sort
-        return _top(list(tasks), field, descending, stop)[start:]
-    return _sorted(tasks, field, descending)[start:stop]
 
 
 def _sorted(tasks: Iterable[TaskRecord], field: str, descending: bool) -> list[TaskRecord]:
