@@ -9,7 +9,7 @@ from pipes.scheduler import views
 from pipes.scheduler.core import Scheduler
 from pipes.scheduler.model import Policy, Status, TaskSpec
 from pipes.scheduler.service import Service
-from pipes.scheduler.store import MemoryStore, SqliteStore
+from pipes.scheduler.store import MemoryStore, SqliteStore, record_from_json, record_to_json
 
 
 def spec(task_id, family="F", deps=(), **fields):
@@ -67,7 +67,33 @@ def test_indexes_follow_every_kind_of_change():
             assert sched.index.by_family.get(fam, set()) == expected
             counted = sum(sched.index.family_counts.get(fam, {}).values())
             assert counted == len(expected)
+        for worker in list(sched.workers):
+            assert sched.outlook(worker, float(step)) == brute_force_outlook(sched, worker)
     assert sum(len(s) for s in sched.index.by_status.values()) > 20  # the walk did build up
+    restored = Scheduler()
+    records = [record_from_json(t.task_id, record_to_json(t)) for t in sched.tasks.values()]
+    restored.restore([r for r in records if sched.tasks[r.task_id].known], {}, 600.0)
+    for worker in list(restored.workers):
+        assert restored.outlook(worker, 600.0) == brute_force_outlook(restored, worker)
+    assert restored.index.counts() == sched.index.counts()
+
+
+def brute_force_outlook(sched, worker):
+    """outlook() as a walk over every task of the worker."""
+    counts = dict.fromkeys(("pending", "ready", "running", "running_elsewhere"), 0)
+    counts["waiting_for_retry"] = 0
+    for task_id in sched.workers[worker].tasks:
+        task = sched.tasks[task_id]
+        if task.status == Status.PENDING:
+            counts["pending"] += 1
+            ready = task.unfinished == 0 and worker in task.workers and sched._fits(task)
+            counts["ready"] += ready
+        elif task.status in (Status.RUNNING, Status.BATCH_RUNNING):
+            counts["running"] += 1
+            counts["running_elsewhere"] += task.worker_running != worker
+        elif task.status == Status.FAILED:
+            counts["waiting_for_retry"] += 1
+    return counts
 
 
 def test_task_list_sorts_pages_and_counts_families():

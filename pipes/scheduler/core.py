@@ -7,6 +7,7 @@ wrapping store commits before the caller's reply goes out (see take_events).
 from __future__ import annotations
 
 import heapq
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +29,7 @@ class WorkerRecord:
     info: dict[str, Any] = field(default_factory=dict)
     last_seen: float = 0.0
     tasks: set[str] = field(default_factory=set)  # tasks it has a stake in
+    counts: Counter[Status] = field(default_factory=Counter)  # of those tasks, by status
     running: set[str] = field(default_factory=set)
     assistant: bool = False
 
@@ -142,7 +144,9 @@ class Scheduler:
         self._touch(task)
         self._orphans.pop(task.task_id, None)
         task.stakeholders = self._groups.with_member(task.stakeholders, worker.worker_id)
-        worker.tasks.add(task.task_id)
+        if task.task_id not in worker.tasks:
+            worker.tasks.add(task.task_id)
+            worker.counts[task.status] += 1
         if spec.runnable and spec.status != Status.DONE:
             task.workers = self._groups.with_member(task.workers, worker.worker_id)
         if spec.deps is not None and not task.deps:
@@ -222,6 +226,11 @@ class Scheduler:
         if task.known:
             self.index.move(task, status)
             self.timeline.record(status, now)
+            for stakeholder in task.stakeholders:
+                record = self.workers.get(stakeholder)  # None while it is being dropped
+                if record is not None:
+                    record.counts[task.status] -= 1
+                    record.counts[status] += 1
         if (task.status == Status.DONE) != (status == Status.DONE):
             self._recount_dependents(task, -1 if status == Status.DONE else 1)
         task.status = status
@@ -366,26 +375,23 @@ class Scheduler:
                         self._enqueue(task)
 
     def outlook(self, worker: str, now: float) -> dict[str, int]:
-        """Counts over this worker's tasks, so an idle worker knows whether to wait or stop."""
+        """Counts over this worker's tasks, so an idle worker knows whether to wait or stop.
+
+        Idle workers ask about once a second, so this never walks the worker's tasks: set
+        counts kept per worker, the (short) list of running tasks, and its ready queue.
+        """
         record = self._worker(worker, now)
-        counts = dict.fromkeys(
-            ("pending", "ready", "running", "running_elsewhere", "waiting_for_retry"), 0
-        )
-        for task_id in record.tasks:
-            task = self.tasks.get(task_id)
-            if task is None:
-                continue
-            if task.status == Status.PENDING:
-                counts["pending"] += 1
-                counts["ready"] += (
-                    self._is_ready(task) and worker in task.workers and self._fits(task)
-                )
-            elif task.status in (Status.RUNNING, Status.BATCH_RUNNING):
-                counts["running"] += 1
-                counts["running_elsewhere"] += task.worker_running != worker
-            elif task.status == Status.FAILED:
-                counts["waiting_for_retry"] += 1
-        return counts
+        mine, counts, by_status = record.tasks, record.counts, self.index.by_status
+        running = (by_status[Status.RUNNING] | by_status[Status.BATCH_RUNNING]) & mine
+        return {
+            "pending": counts[Status.PENDING],
+            "ready": self._ready.count(
+                worker, lambda t: t.task_id in mine and worker in t.workers and self._fits(t)
+            ),
+            "running": counts[Status.RUNNING] + counts[Status.BATCH_RUNNING],
+            "running_elsewhere": sum(self.tasks[t].worker_running != worker for t in running),
+            "waiting_for_retry": counts[Status.FAILED],
+        }
 
     # ----- reading and small updates ------------------------------------------------------
 
@@ -532,7 +538,9 @@ class Scheduler:
         record.stakeholders = self._groups.shared(record.stakeholders)
         record.workers = self._groups.shared(record.workers)
         for worker_id in record.stakeholders:
-            self._worker(worker_id, now).tasks.add(record.task_id)
+            stakeholder = self._worker(worker_id, now)
+            stakeholder.tasks.add(record.task_id)
+            stakeholder.counts[record.status] += 1
         running = (Status.RUNNING, Status.BATCH_RUNNING)
         if record.worker_running and record.status in running:
             self._worker(record.worker_running, now).running.add(record.task_id)

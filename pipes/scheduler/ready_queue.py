@@ -62,6 +62,14 @@ class ReadyQueue:
             found.queue_version += 1  # invalidates its entries in the other workers' heaps
         return found
 
+    def count(self, worker: str, accept: Callable[[TaskRecord], bool]) -> int:
+        """How many ready tasks in worker's queue `accept` takes (stale entries skipped)."""
+        seen: set[str] = set()
+        for _, _, version, task in self._heaps.get(worker, ()):
+            if version == task.queue_version and _is_ready(task) and accept(task):
+                seen.add(task.task_id)
+        return len(seen)
+
     def forget_worker(self, worker: str) -> None:
         """Drop a worker's queue (it disconnected)."""
         self._heaps.pop(worker, None)
