@@ -204,14 +204,8 @@ def method_seconds(daemon: Daemon, method: str) -> tuple[float, int]:
 def get_work_metrics(daemon: Daemon) -> dict:
     """pipesd's own get_work figures from /metrics: {'count', 'mean'} (mean in seconds, the
     handler's time: validation, scheduler and SQLite commit, without HTTP)."""
-    values = {}
-    for line in _metrics_text(daemon).splitlines():
-        name, _, value = line.partition(" ")
-        if name in ("pipes_get_work_seconds_sum", "pipes_get_work_seconds_count"):
-            values[name] = float(value)
-    count = int(values.get("pipes_get_work_seconds_count", 0))
-    mean = values["pipes_get_work_seconds_sum"] / count if count else None
-    return {"count": count, "mean": mean}
+    total, count = method_seconds(daemon, "get_work")
+    return {"count": count, "mean": total / count if count else None}
 
 
 def task_id(family: str, *params: object) -> str:
