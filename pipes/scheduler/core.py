@@ -377,8 +377,8 @@ class Scheduler:
     def outlook(self, worker: str, now: float) -> dict[str, int]:
         """Counts over this worker's tasks, so an idle worker knows whether to wait or stop.
 
-        Idle workers ask about once a second, so this never walks the worker's tasks: set
-        counts kept per worker, the (short) list of running tasks, and its ready queue.
+        Idle workers ask about once a second, so this never walks the worker's tasks: it
+        reads counts kept per worker, the (short) set of running tasks and its ready queue.
         """
         record = self._worker(worker, now)
         mine, counts, by_status = record.tasks, record.counts, self.index.by_status
