@@ -51,6 +51,10 @@ class StoreError(PipesError):
     """The scheduler's journal could not be read or written."""
 
 
+class StoreUnavailable(StoreError):
+    """The journal cannot take writes right now (HTTP 503); safe to retry later."""
+
+
 class TargetError(PipesError):
     """A target or filesystem operation failed."""
 
