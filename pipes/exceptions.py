@@ -69,3 +69,19 @@ class MissingParentDirectory(TargetError):
 
 class NotADirectory(TargetError):
     """A directory operation was given something that is not a directory."""
+
+
+class TargetNotFound(TargetError, FileNotFoundError):
+    """The path, key or bucket a target names does not exist."""
+
+
+class TargetPermissionDenied(TargetError, PermissionError):
+    """The store refused the call: wrong credentials or no permission on the path."""
+
+
+class TargetUnavailable(TargetError, ConnectionError):
+    """The store could not be reached or did not answer in time; safe to retry later."""
+
+
+class MissingExtra(PipesError, ImportError):
+    """An optional integration was used without its extra: the message names the pip command."""
