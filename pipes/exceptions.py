@@ -33,6 +33,12 @@ class TaskDefinitionError(UsageError, TypeError):
     """A Task class is defined or used in a way pipes cannot run."""
 
 
+class CompletionTimeout(PipesError, TimeoutError):
+    """A task's complete() did not return within [worker] check_complete_timeout."""
+
+    exit_code = ExitCode.SCHEDULING_ERROR
+
+
 class RPCError(PipesError):
     """A call to the scheduler failed."""
 

@@ -1,13 +1,20 @@
-"""RemoteScheduler: the SchedulerAPI over HTTP to pipesd, with retries across daemon restarts."""
+"""RemoteScheduler: the SchedulerAPI over HTTP to pipesd, with retries across daemon restarts.
+
+A refused connection and an HTTP 5xx (500, 502, 503, 504: pipesd answers 503 while its
+journal cannot take writes) are retried with backoff until RetryPolicy.deadline; a 4xx is not.
+Retrying is safe: every RPC is idempotent or, like get_work, told what the worker already runs.
+"""
 
 from __future__ import annotations
 
 import http.client
 import json
 import logging
+import os
 import threading
 import time
 import urllib.parse
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +23,7 @@ from pipes.scheduler.api import SchedulerClient
 
 logger = logging.getLogger("pipes.rpc")
 API_PREFIX = "/api/v1/"
+RETRIED_STATUSES = frozenset({500, 502, 503, 504})  # the daemon (or a proxy) may recover
 
 
 @dataclass(frozen=True)
@@ -43,6 +51,8 @@ class RemoteScheduler(SchedulerClient):
         self.token = token
         self.retry = retry or RetryPolicy()
         self._local = threading.local()
+        self._connections: weakref.WeakSet[http.client.HTTPConnection] = weakref.WeakSet()
+        _CLIENTS.add(self)
 
     # ----- transport ------------------------------------------------------------------------
 
@@ -51,7 +61,19 @@ class RemoteScheduler(SchedulerClient):
         if conn is None:
             conn = http.client.HTTPConnection(self._host, self._port, timeout=self.retry.timeout)
             self._local.conn = conn
+            self._connections.add(conn)
         return conn
+
+    def close_in_child(self) -> None:
+        """Close every thread's connection socket in a forked process (the parent keeps its own).
+
+        A task process (and anything it forks, even after setsid) must not hold the worker's
+        scheduler sockets open: Python sockets are close-on-exec, but a fork inherits them.
+        """
+        for conn in list(self._connections):
+            if conn.sock is not None:
+                conn.sock.close()  # close(2) only: no shutdown, the parent's connection lives on
+                conn.sock = None
 
     def _drop_connection(self) -> None:
         conn = getattr(self._local, "conn", None)
@@ -72,7 +94,10 @@ class RemoteScheduler(SchedulerClient):
             self._drop_connection()
             raise
 
-    def _send(self, method: str, path: str, body: bytes | None, deadline: float) -> bytes:
+    def _send(
+        self, method: str, path: str, body: bytes | None, deadline: float, retried: frozenset[int]
+    ) -> tuple[int, bytes]:
+        """(status, body) of the first answer whose status is not in `retried`, or the last."""
         delay, give_up = self.retry.first_delay, time.monotonic() + deadline
         while True:
             try:
@@ -89,32 +114,72 @@ class RemoteScheduler(SchedulerClient):
                     _reason(err),
                     delay,
                 )
-                time.sleep(delay)
-                delay = min(delay * 2, self.retry.max_delay)
-                continue
-            return _check(status, payload, self.url + path)
+            else:
+                if status not in retried or time.monotonic() + delay > give_up:
+                    return status, payload
+                logger.warning(
+                    "scheduler %s answered HTTP %d for %s (%s); retrying in %.1fs",
+                    self.url,
+                    status,
+                    path,
+                    _message(payload),
+                    delay,
+                )
+            time.sleep(delay)
+            delay = min(delay * 2, self.retry.max_delay)
 
     def call(self, method: str, **body: Any) -> dict[str, Any]:
         """Run one RPC method on the daemon; retries while it is unreachable."""
         data = json.dumps(body, separators=(",", ":")).encode()
-        return json.loads(self._send("POST", API_PREFIX + method, data, self.retry.deadline))
+        path = API_PREFIX + method
+        status, payload = self._send("POST", path, data, self.retry.deadline, RETRIED_STATUSES)
+        return json.loads(_check(status, payload, self.url + path))
 
     def check(self, deadline: float = 5.0) -> None:
-        """Fail fast with SchedulerUnavailable when nothing answers /health."""
-        self._send("GET", "/health", None, deadline)
+        """Fail fast with SchedulerUnavailable when nothing answers /health.
+
+        A daemon that answers 5xx (e.g. its journal is read-only) is reachable: the calls that
+        follow retry for the whole RetryPolicy.deadline while it recovers.
+        """
+        status, payload = self._send("GET", "/health", None, deadline, frozenset())
+        if status in RETRIED_STATUSES:
+            logger.warning(
+                "scheduler %s is unhealthy (HTTP %d: %s); calls will retry while it recovers",
+                self.url,
+                status,
+                _message(payload),
+            )
+            return
+        _check(status, payload, self.url + "/health")
 
 
 def _reason(err: BaseException) -> str:
     return getattr(err, "strerror", None) or str(err) or type(err).__name__
 
 
+def _message(payload: bytes) -> str:
+    """The `error` of a JSON error reply, else the start of the body."""
+    try:
+        return str(json.loads(payload).get("error", ""))
+    except (ValueError, AttributeError):
+        return payload[:200].decode("utf-8", "replace")
+
+
 def _check(status: int, payload: bytes, where: str) -> bytes:
     if status == 200:
         return payload
-    try:
-        message = json.loads(payload).get("error", "")
-    except (ValueError, AttributeError):
-        message = payload[:200].decode("utf-8", "replace")
+    message = _message(payload)
     if status == 400:
         raise BadRequest(f"scheduler rejected {where}: {message}")
     raise RPCError(f"scheduler answered HTTP {status} for {where}: {message}")
+
+
+_CLIENTS: weakref.WeakSet[RemoteScheduler] = weakref.WeakSet()
+
+
+def _close_all_in_child() -> None:
+    for client in list(_CLIENTS):
+        client.close_in_child()
+
+
+os.register_at_fork(after_in_child=_close_all_in_child)
