@@ -92,6 +92,7 @@ def worker_options(workers: int | None = None, assistant: bool = False) -> Worke
         ping_interval=config.getfloat("worker", "ping_interval", 5.0),
         assistant=assistant,
         check_complete_concurrency=config.getint("worker", "check_complete_concurrency", 4),
+        check_complete_timeout=config.getfloat("worker", "check_complete_timeout", 600.0) or None,
         cache_task_completion=config.getboolean("worker", "cache_task_completion", True),
         get_work_batch=max(1, min(100, config.getint("worker", "get_work_batch", 4))),
     )

@@ -2,15 +2,20 @@
 
 Tasks that keep the default complete() ("all outputs exist") have their outputs checked
 together through FileSystem.exists_many, so 5,000 targets in one directory cost one listing.
-Tasks with their own complete() are checked on a thread pool (they often wait on a network).
+Tasks with their own complete() are checked on daemon threads (they often wait on a network),
+each given `timeout` seconds: a check that hangs is abandoned (its thread never blocks the
+exit) and answers CompletionTimeout, a scheduling error for that task.
 """
 
 from __future__ import annotations
 
-import concurrent.futures as cf
+import collections
 import logging
+import threading
+import time
 from collections.abc import Iterable
 
+from pipes.exceptions import CompletionTimeout
 from pipes.target import targets_exist
 from pipes.task import Task, WrapperTask, flatten
 
@@ -39,10 +44,12 @@ class CompletionChecker:
     """Answers task.complete() for a run, prefetching many answers at once.
 
     Only positive answers outlive a walk: a task found incomplete may be run meanwhile.
+    `timeout` (seconds, None for none) bounds each custom complete() call.
     """
 
-    def __init__(self, concurrency: int = 4) -> None:
+    def __init__(self, concurrency: int = 4, timeout: float | None = 600.0) -> None:
         self.concurrency = concurrency
+        self.timeout = timeout
         self._known: dict[str, bool | BaseException] = {}
         self._deps: dict[str, list[Task]] = {}
 
@@ -63,11 +70,11 @@ class CompletionChecker:
         return answer
 
     def _compute(self, task: Task) -> bool | BaseException:
+        if not _wrapper_complete(task):
+            self._check_all([task])
+            return self._known[task.task_id]
         try:
-            if _wrapper_complete(task):
-                answer: bool | BaseException = all(self.complete(dep) for dep in self.deps(task))
-            else:
-                answer = bool(task.complete())
+            answer: bool | BaseException = all(self.complete(dep) for dep in self.deps(task))
         except Exception as err:
             answer = err
         self._known[task.task_id] = answer
@@ -122,13 +129,87 @@ class CompletionChecker:
             self._known[task_id] = bool(targets) and all(exists[t] for t in targets)
 
     def _prefetch_custom(self, tasks: list[Task]) -> None:
-        if self.concurrency <= 1 or len(tasks) <= 1:
-            return  # complete() computes each one when asked
-        with cf.ThreadPoolExecutor(min(self.concurrency, len(tasks)), "pipes-complete") as pool:
-            for task, answer in zip(tasks, pool.map(self._compute, tasks), strict=True):
-                self._known[task.task_id] = answer
+        if tasks:
+            self._check_all(tasks)
+
+    def _check_all(self, tasks: list[Task]) -> None:
+        """Answer each task's complete() on daemon threads, at most `concurrency` at once."""
+        checks = _Checks(tasks, self.timeout)
+        self._known.update(checks.run(max(1, self.concurrency)))
 
     def forget_negatives(self) -> None:
         """Drop 'incomplete' answers (and errors): they may change once tasks run."""
         self._known = {k: v for k, v in self._known.items() if v is True}
         self._deps = {}
+
+
+def _answer(task: Task) -> bool | BaseException:
+    try:
+        return bool(task.complete())
+    except Exception as err:
+        return err
+
+
+class _Checks:
+    """One round of complete() calls on daemon threads; a call past `timeout` is abandoned.
+
+    Daemon threads, not a ThreadPoolExecutor: its threads are joined at exit, so a hung
+    complete() would keep Ctrl-C and SIGTERM from ending the process.
+    """
+
+    def __init__(self, tasks: list[Task], timeout: float | None) -> None:
+        self.timeout = timeout if timeout and timeout > 0 else None
+        self._todo = collections.deque(tasks)
+        self._total = len(tasks)
+        self._cond = threading.Condition()
+        self._running: dict[str, tuple[float, Task]] = {}  # task id -> (started, task)
+        self._answers: dict[str, bool | BaseException] = {}
+        self._threads = 0  # threads still serving (abandoned ones not counted)
+
+    def run(self, concurrency: int) -> dict[str, bool | BaseException]:
+        """Every task's answer; returns once each has answered or timed out."""
+        with self._cond:
+            for _ in range(min(concurrency, self._total)):
+                self._start_thread()
+            while len(self._answers) < self._total:
+                self._cond.wait(self._expire_overdue())
+        return self._answers
+
+    def _start_thread(self) -> None:
+        self._threads += 1
+        threading.Thread(target=self._serve, name="pipes-complete", daemon=True).start()
+
+    def _expire_overdue(self) -> float:
+        """Give up on checks past the timeout; seconds until the next one is due."""
+        if self.timeout is None:
+            return 1.0  # wake now and then: Ctrl-C is handled between waits
+        now, wait = time.monotonic(), 1.0
+        for task_id, (started, task) in list(self._running.items()):
+            left = started + self.timeout - now
+            if left > 0:
+                wait = min(wait, left)
+                continue
+            del self._running[task_id]
+            self._answers[task_id] = CompletionTimeout(
+                f"complete() of {task} did not return within {self.timeout:g}s"
+                " ([worker] check_complete_timeout)"
+            )
+            self._threads -= 1  # that thread is stuck: another takes the remaining tasks
+            if self._todo:
+                self._start_thread()
+        return wait
+
+    def _serve(self) -> None:
+        while True:
+            with self._cond:
+                if not self._todo:
+                    self._threads -= 1
+                    return
+                task = self._todo.popleft()
+                self._running[task.task_id] = (time.monotonic(), task)
+            answer = _answer(task)
+            with self._cond:
+                if self._running.pop(task.task_id, None) is None:
+                    return  # timed out meanwhile: abandoned, and already replaced
+                self._answers[task.task_id] = answer
+                self._cond.notify()

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipes.event import Event
-from pipes.exceptions import PipesError
+from pipes.exceptions import CompletionTimeout, PipesError
 from pipes.scheduler.model import Status
 from pipes.task import Task, flatten, is_external
 from pipes.worker.completion import CompletionChecker
@@ -119,7 +119,9 @@ def _visit(task: Task, result: WalkResult, checker: CompletionChecker) -> list[T
         deps = _checked_deps(task, checker)
     except Exception as err:
         logger.error("cannot schedule %s: %s", task, err, exc_info=not isinstance(err, PipesError))
-        result.broken[task.task_id] = traceback.format_exc()
+        # A timeout has no useful traceback (the check still hangs elsewhere): its one line says it
+        timed_out = isinstance(err, CompletionTimeout)
+        result.broken[task.task_id] = str(err) if timed_out else traceback.format_exc()
         spec = task_spec(task, Status.UNKNOWN, [])
         spec["error"] = result.broken[task.task_id]
         result.specs.append(spec)

@@ -42,6 +42,7 @@ class WorkerOptions:
     ping_interval: float = 5.0
     assistant: bool = False  # also run tasks other workers added, loading them by family
     check_complete_concurrency: int = 4
+    check_complete_timeout: float | None = 600.0  # seconds per custom complete(); None: no limit
     cache_task_completion: bool = True  # remember "complete" answers for the whole run
     get_work_batch: int = 4  # tasks taken per get_work round trip (each call also hands in reports)
 
@@ -68,7 +69,7 @@ class Worker:
         self._running: list[Execution] = []
         self._queue: collections.deque[dict[str, Any]] = collections.deque()  # taken, not started
         self._reports: list[dict[str, Any]] = []  # outcomes to hand in with the next get_work
-        self.checker = CompletionChecker(self.options.check_complete_concurrency)
+        self.checker = self._new_checker()
         self.progress: Progress | None = None  # set by the caller to show live counts
         self.stopping = False
         self._runner: Runner | None = None  # while run() runs: SIGUSR1 tells it to finish up
@@ -87,11 +88,19 @@ class Worker:
         """Walk the DAG from roots and send every task found to the scheduler in batches."""
         self.scheduler.add_worker(self.worker_id, self.info())
         if not self.options.cache_task_completion:
-            self.checker = CompletionChecker(self.options.check_complete_concurrency)
-        found = walk(roots, known=set(self.graph.tasks), checker=self.checker)
+            self.checker = self._new_checker()
+        previous = self._install_signals(walking=True)
+        try:
+            found = walk(roots, known=set(self.graph.tasks), checker=self.checker)
+        finally:
+            self._restore_signals(previous)
         self._send(found.specs)
         self.graph.merge(found)
         return found
+
+    def _new_checker(self) -> CompletionChecker:
+        options = self.options
+        return CompletionChecker(options.check_complete_concurrency, options.check_complete_timeout)
 
     def _send(self, specs: list[dict[str, Any]]) -> None:
         for start in range(0, len(specs), ADD_BATCH):
@@ -121,9 +130,12 @@ class Worker:
                 self.progress.close()
             self._restore_signals(previous)
 
-    def _install_signals(self) -> dict[int, Any]:
+    def _install_signals(self, walking: bool = False) -> dict[int, Any]:
+        """SIGTERM stops the worker (also while complete() checks hang); SIGUSR1 finishes up."""
         if threading.current_thread() is not threading.main_thread():
             return {}
+        if walking:
+            return {signal.SIGTERM: signal.signal(signal.SIGTERM, _terminate)}
         return {
             signal.SIGUSR1: signal.signal(signal.SIGUSR1, self._finish_up),
             signal.SIGTERM: signal.signal(signal.SIGTERM, _terminate),
