@@ -1,0 +1,389 @@
+"""Worker faults: a daemon answering 5xx, hung complete() checks, SIGTERM, stray processes, bad bytes.
+
+Each test runs the real `pipes` command (and, where the fault involves it, a real `pipesd`)
+in a subprocess, with its task module written to tmp_path.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from pipesd_fixtures import *  # noqa: F403 -- the fixtures: pipesd, pipesd_factory, start_worker
+from pipesd_fixtures import clean_environment, pid_alive, wait_for
+
+from pipes import ExitCode
+from pipes.exceptions import BadRequest
+from pipes.rpc import RemoteScheduler, RetryPolicy
+
+PIPES = [sys.executable, "-m", "pipes"]
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text).lstrip("\n"))
+    return path
+
+
+def start_pipes(tmp_path: Path, *args: str, env: dict[str, str] | None = None):
+    """`python -m pipes ARGS` in tmp_path, in the background, output to files."""
+    out = (tmp_path / "pipes.out").open("wb")
+    err = (tmp_path / "pipes.err").open("wb")
+    with out, err:
+        return subprocess.Popen(
+            [*PIPES, *args],
+            cwd=tmp_path,
+            env=clean_environment(env),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+        )
+
+
+def finish(proc: subprocess.Popen, timeout: float) -> int:
+    try:
+        return proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+        pytest.fail(f"{proc.args} still running {timeout}s later")
+
+
+def output(tmp_path: Path) -> tuple[str, str]:
+    return (
+        (tmp_path / "pipes.out").read_text(errors="replace"),
+        (tmp_path / "pipes.err").read_text(errors="replace"),
+    )
+
+
+# ----- 5xx from the daemon is retried ------------------------------------------------------------
+
+
+class _Flaky(http.server.ThreadingHTTPServer):
+    """Answers `failures` requests with 503 (the daemon's journal cannot take writes), then
+    forwards requests to the real pipesd at `upstream`, so workers see a recovering daemon."""
+
+    daemon_threads = True
+
+    def __init__(self, upstream: int, failures: int, status: int = 503) -> None:
+        super().__init__(("127.0.0.1", 0), _FlakyHandler)
+        self.upstream = upstream
+        self.failures = failures
+        self.status = status
+        self.answered: list[int] = []
+        self.lock = threading.Lock()
+
+
+class _FlakyHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Flaky
+
+    def log_message(self, format, *args):  # quiet
+        pass
+
+    def _answer(self, method: str) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        with self.server.lock:
+            fail = self.path.startswith("/api/") and self.server.failures > 0
+            if fail:
+                self.server.failures -= 1
+        if fail:
+            status = self.server.status
+            data = json.dumps({"error": "the state journal cannot take writes"}).encode()
+        else:
+            import http.client
+
+            conn = http.client.HTTPConnection("127.0.0.1", self.server.upstream, timeout=30)
+            headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
+            conn.request(method, self.path, body=body or None, headers=headers)
+            reply = conn.getresponse()
+            status, data = reply.status, reply.read()
+            conn.close()
+        with self.server.lock:
+            self.server.answered.append(status)
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):
+        self._answer("GET")
+
+    def do_POST(self):
+        self._answer("POST")
+
+
+@pytest.fixture
+def flaky(pipesd):
+    servers = []
+
+    def make(failures: int, status: int = 503) -> _Flaky:
+        server = _Flaky(pipesd.port, failures, status)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+SMALL_FLOW = """
+    import pipes
+
+
+    class Leaf(pipes.Task):
+        n = pipes.IntParameter()
+
+        def output(self):
+            return pipes.LocalTarget(f"out/leaf{self.n}")
+
+        def run(self):
+            with open("runs.log", "a") as log:
+                log.write(f"{self.n}\\n")
+            with self.output().open("w") as f:
+                f.write("ok")
+
+
+    class Root(pipes.WrapperTask):
+        def requires(self):
+            return [Leaf(n) for n in range(4)]
+"""
+
+FAST_CONFIG = """
+    [core]
+    log_level = WARNING
+    rpc_retry_seconds = 40
+
+    [worker]
+    wait_interval = 0.1
+    ping_interval = 0.3
+"""
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+def test_worker_retries_5xx_and_runs_every_task_once_when_daemon_recovers(
+    tmp_path, pipesd, flaky, status
+):
+    write(tmp_path, "flow.py", SMALL_FLOW)
+    write(tmp_path, "pipes.cfg", FAST_CONFIG)
+    proxy = flaky(failures=6, status=status)
+    url = f"http://127.0.0.1:{proxy.server_address[1]}"
+    proc = start_pipes(tmp_path, "--module", "flow", "Root", "--scheduler-url", url)
+    code = finish(proc, 60)
+    _, stderr = output(tmp_path)
+    assert code == ExitCode.OK, stderr
+    assert proxy.answered.count(status) == 6
+    assert f"answered HTTP {status}" in stderr  # each retry is logged as a warning
+    assert sorted((tmp_path / "runs.log").read_text().split()) == ["0", "1", "2", "3"]
+    tasks = pipesd.call("task_list", status="DONE")
+    assert len(tasks["tasks"]) == 5
+
+
+def test_worker_gives_up_with_exit_8_when_5xx_lasts_past_rpc_retry_seconds(
+    tmp_path, pipesd, flaky
+):
+    write(tmp_path, "flow.py", SMALL_FLOW)
+    write(tmp_path, "pipes.cfg", FAST_CONFIG.replace("rpc_retry_seconds = 40", "rpc_retry_seconds = 1"))
+    proxy = flaky(failures=10_000)
+    url = f"http://127.0.0.1:{proxy.server_address[1]}"
+    proc = start_pipes(tmp_path, "--module", "flow", "Root", "--scheduler-url", url)
+    code = finish(proc, 60)
+    _, stderr = output(tmp_path)
+    assert code == ExitCode.SCHEDULER_UNAVAILABLE, stderr
+    assert "pipes: error: scheduler answered HTTP 503" in stderr
+    assert "cannot take writes" in stderr
+    assert len(proxy.answered) > 2  # retried before giving up
+    assert "Traceback" not in stderr
+
+
+def test_client_does_not_retry_4xx_when_daemon_rejects_a_call(pipesd, flaky):
+    proxy = flaky(failures=0)
+    client = RemoteScheduler(
+        f"http://127.0.0.1:{proxy.server_address[1]}", retry=RetryPolicy(deadline=30)
+    )
+    with pytest.raises(BadRequest):
+        client.call("no_such_method")
+    assert proxy.answered == [400]
+
+
+def _mount_tmpfs(path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs for the daemon's state needs root")
+    path.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(path)], capture_output=True
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+
+
+def _fill(path: Path) -> None:
+    """Take every free byte of the filesystem at path, so the journal's next write fails."""
+    with (path / "ballast").open("wb") as ballast:
+        try:
+            while True:
+                ballast.write(b"\0" * 4096)
+                ballast.flush()
+        except OSError:
+            pass  # ENOSPC: full, as intended
+
+
+FAULT_FLOW = """
+    import time
+    from pathlib import Path
+
+    import pipes
+
+
+    class Step(pipes.Task):
+        n = pipes.IntParameter()
+
+        def output(self):
+            return pipes.LocalTarget(f"out/step{self.n}")
+
+        def run(self):
+            with open("runs.log", "a") as log:
+                log.write(f"{self.n}\\n")
+            Path(f"started/{self.n}").touch()
+            while Path("hold").exists():  # the test holds the first tasks while writes fail
+                time.sleep(0.05)
+            with self.output().open("w") as f:
+                f.write("x" * 20000)
+
+
+    class Root(pipes.WrapperTask):
+        def requires(self):
+            return [Step(n) for n in range(8)]
+"""
+
+
+def test_workers_wait_out_a_full_state_disk_and_finish_every_task_once(
+    tmp_path, pipesd_factory, start_worker
+):
+    state_dir = tmp_path / "state"
+    _mount_tmpfs(state_dir)
+    try:
+        daemon = pipesd_factory(start=False)
+        daemon.state_path = state_dir / "state.sqlite"
+        daemon.start()
+        write(tmp_path, "flow.py", FAULT_FLOW)
+        write(tmp_path, "pipes.cfg", FAST_CONFIG)
+        (tmp_path / "started").mkdir()
+        (tmp_path / "hold").touch()
+        workers = [
+            start_worker("Root", "--workers", "2", url=daemon.url, module="flow") for _ in range(2)
+        ]
+        wait_for(lambda: len(list((tmp_path / "started").iterdir())) >= 4, 30, "4 running tasks")
+        _fill(state_dir)
+        (tmp_path / "hold").unlink()  # the running tasks end while nothing can be written
+        wait_for(
+            lambda: all("answered HTTP 5" in w.stderr for w in workers), 30, "5xx in both workers"
+        )
+        time.sleep(1.0)  # a while of failing writes: the workers must keep retrying
+        assert all(w.proc.poll() is None for w in workers), [w.stderr for w in workers]
+        (state_dir / "ballast").unlink()
+        codes = [w.wait(90) for w in workers]
+        assert codes == [ExitCode.OK, ExitCode.OK], [w.stderr for w in workers]
+        runs = (tmp_path / "runs.log").read_text().split()
+        assert sorted(runs) == [str(n) for n in range(8)]  # each ran exactly once
+        statuses = {t["status"] for t in daemon.call("task_list")["tasks"]}
+        assert statuses == {"DONE"}
+    finally:
+        for proc in daemon.procs:
+            proc.kill()
+            proc.wait(10)
+        subprocess.run(["umount", "-l", str(state_dir)], check=False)
+
+
+# ----- complete() that hangs -------------------------------------------------------------------
+
+HANGING_CHECK = """
+    import time
+    from pathlib import Path
+
+    import pipes
+
+
+    class Hangs(pipes.Task):
+        def complete(self):
+            Path("checking").touch()
+            time.sleep(3600)
+            return True
+
+
+    class Fine(pipes.Task):
+        def output(self):
+            return pipes.LocalTarget("out/fine")
+
+        def run(self):
+            with self.output().open("w") as f:
+                f.write("ok")
+
+
+    class Root(pipes.WrapperTask):
+        def requires(self):
+            return [Hangs(), Fine()]
+"""
+
+
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_hung_complete_is_a_scheduling_error_naming_the_timeout_when_check_timeout_passes(
+    tmp_path, concurrency
+):
+    write(tmp_path, "hang.py", HANGING_CHECK)
+    write(
+        tmp_path,
+        "pipes.cfg",
+        f"""
+        [worker]
+        check_complete_timeout = 1
+        check_complete_concurrency = {concurrency}
+        """,
+    )
+    proc = start_pipes(tmp_path, "--module", "hang", "Root", "--local-scheduler")
+    code = finish(proc, 30)  # the check would sleep an hour
+    stdout, stderr = output(tmp_path)
+    assert code == ExitCode.SCHEDULING_ERROR, stderr
+    reason = "complete() of Hangs() did not return within 1s ([worker] check_complete_timeout)"
+    assert f"- Hangs(): {reason}" in stdout
+    assert f"cannot schedule Hangs(): {reason}" in stderr
+    assert "Traceback" not in stderr
+    assert (tmp_path / "out" / "fine").read_text() == "ok"  # the rest of the graph still ran
+
+
+@pytest.mark.parametrize(
+    ("sig", "code", "line"),
+    [
+        (signal.SIGINT, ExitCode.INTERRUPTED, "pipes: interrupted"),
+        (signal.SIGTERM, ExitCode.TERMINATED, "pipes: terminated by SIGTERM"),
+    ],
+)
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_signal_ends_the_run_promptly_when_a_complete_check_hangs(
+    tmp_path, sig, code, line, concurrency
+):
+    write(tmp_path, "hang.py", HANGING_CHECK)
+    write(tmp_path, "pipes.cfg", f"[worker]\ncheck_complete_concurrency = {concurrency}\n")
+    proc = start_pipes(tmp_path, "--module", "hang", "Root", "--local-scheduler")
+    try:
+        wait_for(lambda: (tmp_path / "checking").exists(), 30, "complete() to start")
+        proc.send_signal(sig)
+        assert finish(proc, 10) == code  # the default 600 s check timeout is far off
+    finally:
+        proc.kill()
+    _, stderr = output(tmp_path)
+    assert line in stderr
+    assert "Traceback" not in stderr
