@@ -387,3 +387,133 @@ def test_signal_ends_the_run_promptly_when_a_complete_check_hangs(
     _, stderr = output(tmp_path)
     assert line in stderr
     assert "Traceback" not in stderr
+
+
+# ----- SIGTERM leaves no temporary files -------------------------------------------------------
+
+SLOW_WRITER = """
+    import os
+    import time
+    from pathlib import Path
+
+    import pipes
+
+
+    class SlowWrite(pipes.Task):
+        n = pipes.IntParameter()
+
+        def output(self):
+            return pipes.LocalTarget(f"out/slow{self.n}.txt")
+
+        def run(self):
+            with self.output().open("w") as f:
+                f.write("first half\\n")
+                f.flush()
+                Path(f"started/{self.n}").write_text(str(os.getpid()))
+                time.sleep(60)
+                f.write("second half\\n")
+
+
+    class Root(pipes.WrapperTask):
+        def requires(self):
+            return [SlowWrite(0), SlowWrite(1)]
+"""
+
+
+@pytest.mark.parametrize(
+    "workers",
+    [
+        pytest.param(("--workers", "1"), id="in-process"),
+        pytest.param(("--workers", "2"), id="children"),
+    ],
+)
+def test_sigterm_removes_running_tasks_temporary_files_and_publishes_nothing(tmp_path, workers):
+    write(tmp_path, "slow.py", SLOW_WRITER)
+    write(tmp_path, "pipes.cfg", "[worker]\nwait_interval = 0.1\n")
+    (tmp_path / "started").mkdir()
+    proc = start_pipes(tmp_path, "--module", "slow", "Root", "--local-scheduler", *workers)
+    try:
+        expected = 1 if workers[1] == "1" else 2
+        wait_for(lambda: len(list((tmp_path / "started").iterdir())) == expected, 30, "writes")
+        temps = [p.name for p in (tmp_path / "out").iterdir()]
+        assert len(temps) == expected and all("-pipes-tmp-" in name for name in temps), temps
+        proc.send_signal(signal.SIGTERM)
+        code = finish(proc, 15)  # promptly: the tasks would sleep 60 s
+    finally:
+        proc.kill()
+    _, stderr = output(tmp_path)
+    assert code == ExitCode.TERMINATED, stderr
+    assert list((tmp_path / "out").iterdir()) == []  # no temporary file, no final output
+    assert "Traceback" not in stderr
+
+
+# ----- a process that leaves the group survives a timeout, without the worker's sockets --------
+
+DAEMONIZES = """
+    import os
+    import time
+    from pathlib import Path
+
+    import pipes
+
+
+    class Daemonizes(pipes.Task):
+        worker_timeout = 2
+
+        def output(self):
+            return pipes.LocalTarget("out/never")
+
+        def run(self):
+            if os.fork() == 0:  # first fork: leave the process group and session
+                os.setsid()
+                if os.fork() == 0:  # second fork: an orphan in its own session
+                    Path("stray.pid").write_text(str(os.getpid()))
+                    time.sleep(120)
+                    os._exit(0)
+                os._exit(0)
+            Path("task.pid").write_text(str(os.getpid()))
+            time.sleep(120)
+"""
+
+
+def _sockets_of(pid: int) -> list[str]:
+    fd_dir = Path(f"/proc/{pid}/fd")
+    found = []
+    for fd in fd_dir.iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:"):
+            found.append(f"{fd.name} -> {target}")
+    return found
+
+
+def test_timeout_message_names_the_stray_that_left_the_group_and_it_holds_no_scheduler_socket(
+    tmp_path, pipesd, start_worker
+):
+    write(tmp_path, "daemonizes.py", DAEMONIZES)
+    write(tmp_path, "pipes.cfg", FAST_CONFIG)
+    worker = start_worker("Daemonizes", url=pipesd.url, module="daemonizes")
+    stray = None
+    try:
+        wait_for(lambda: (tmp_path / "stray.pid").exists(), 30, "the stray process")
+        wait_for(lambda: (tmp_path / "stray.pid").read_text() != "", 5, "its pid")
+        stray = int((tmp_path / "stray.pid").read_text())
+        wait_for(lambda: (tmp_path / "task.pid").exists(), 30, "the task process")
+        task_pid = int((tmp_path / "task.pid").read_text())
+        assert _sockets_of(stray) == []  # the worker's scheduler connection was closed in it
+        code = worker.wait(60)
+        assert code == ExitCode.TASK_FAILED, worker.stderr
+        assert pid_alive(stray)  # it left the group: the timeout did not reach it
+        assert not pid_alive(task_pid)
+        [task] = pipesd.call("task_list")["tasks"]
+        error = task["error"]
+        assert error.startswith(f"timed out after 2s; killed process group {task_pid} ("), error
+        assert (
+            f"1 process left the group (setsid) and was not killed: pid {stray}" in error
+        ), error
+        assert "its processes were killed" not in error
+    finally:
+        if stray is not None and pid_alive(stray):
+            os.kill(stray, signal.SIGKILL)

@@ -78,18 +78,30 @@ class ChildSetup:
     worker_pid: int  # the worker: when it dies, so does the child
 
 
+class TaskStopped(BaseException):
+    """SIGTERM reached the child: unwinds the running task, so its open atomic writes discard.
+
+    A BaseException, so that a task's `except Exception` does not swallow it.
+    """
+
+
 def run_child(setup: ChildSetup) -> int:
     """The whole life of a forked child; returns its exit code."""
     code = 1
     try:
         child_main(setup)
         code = 0
+    except TaskStopped:  # the task's `with target.open("w")` blocks have dropped their temp files
+        code = 128 + signal.SIGTERM
     except BaseException:  # the child's last words, in its log
         traceback.print_exc()
     finally:
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):
                 stream.flush()
+    if code == 128 + signal.SIGTERM:  # die by the signal, so the worker sees how it ended
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
     return code
 
 
@@ -102,7 +114,7 @@ def child_main(setup: ChildSetup) -> None:
     gc.freeze()  # inherited objects: the child's collector never walks them (no copy-on-write)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker decides what a Ctrl-C stops
     signal.signal(signal.SIGUSR1, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the worker's handler: just stop
+    signal.signal(signal.SIGTERM, _make_stopper(os.getpid()))  # not the worker's handler
     _die_with_the_worker(setup.worker_pid)
     for fd in setup.close_fds:
         with contextlib.suppress(OSError):
@@ -120,6 +132,20 @@ def _die_with_the_worker(worker_pid: int) -> None:
         return  # not Linux: children end when their pipe to the worker closes
     if os.getppid() != worker_pid:  # the worker died before prctl took effect
         _stop_group(signal.SIGHUP, None)
+
+
+def _make_stopper(child_pid: int) -> Any:
+    """A SIGTERM handler that unwinds this child; processes it forks just die of the signal."""
+
+    def stop(signum: int, frame: Any) -> None:
+        if os.getpid() != child_pid:  # a fork of the task that kept our handler
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # unwind once, even if more come
+        raise TaskStopped("SIGTERM")
+
+    return stop
 
 
 def _stop_group(signum: int, frame: Any) -> None:
