@@ -97,6 +97,15 @@ class Scheduler:
         self._dirty, self._removed, self._events, self._settings, self._logs = {}, [], [], {}, {}
         return changes
 
+    def has_changes(self) -> bool:
+        """Whether anything changed that take_changes() has not handed over yet."""
+        return bool(self._dirty or self._removed or self._events or self._settings or self._logs)
+
+    @property
+    def ready_entries(self) -> int:
+        """Entries the ready queues hold, stale ones included (for /metrics)."""
+        return self._ready.size()
+
     @property
     def counts(self) -> dict[Status, int]:
         """Number of known tasks in each status."""
@@ -114,6 +123,18 @@ class Scheduler:
             record.info.update(info)
             record.assistant = bool(record.info.get("assistant", False))
             self._settings[f"worker:{worker}"] = record.info  # a restart remembers who it is
+            self._sync_assistant_queue()
+
+    def _sync_assistant_queue(self) -> None:
+        """Keep the assistants' ready queue only while an assistant exists: nobody else pops it."""
+        wanted = any(w.assistant for w in self.workers.values())
+        if wanted and not self._ready.serves_assistants:
+            pending = self.index.by_status[Status.PENDING]
+            self._ready.open_assistant_queue(
+                t for t in map(self.tasks.__getitem__, pending) if self._is_ready(t)
+            )
+        elif not wanted and self._ready.serves_assistants:
+            self._ready.close_assistant_queue()
 
     def ping(self, worker: str, now: float) -> None:
         """Keep-alive from a worker."""
@@ -144,9 +165,12 @@ class Scheduler:
         self._touch(task)
         self._orphans.pop(task.task_id, None)
         task.stakeholders = self._groups.with_member(task.stakeholders, worker.worker_id)
-        if task.task_id not in worker.tasks:
+        first_add = task.task_id not in worker.tasks
+        if first_add:
             worker.tasks.add(task.task_id)
             worker.counts[task.status] += 1
+        if first_add and spec.runnable and spec.status == Status.PENDING:
+            self._retry_now(task, worker.worker_id, now)
         if spec.runnable and spec.status != Status.DONE:
             task.workers = self._groups.with_member(task.workers, worker.worker_id)
         if spec.deps is not None and not task.deps:
@@ -265,6 +289,17 @@ class Scheduler:
             task.retry_at = now + _pick(task.retry_delay, self.policy.retry_delay)
             self._set_status(task, Status.FAILED, worker, now)
         heapq.heappush(self._retry_heap, (task.retry_at, task.task_id))
+
+    def _retry_now(self, task: TaskRecord, worker: str, now: float) -> None:
+        """A new invocation asked for a FAILED task: it runs now, its retry_delay waived.
+
+        retry_delay paces automatic retries only (a keep_alive worker waiting on the task,
+        or one re-adding it during its run); failures still count, so DISABLED still holds.
+        Differs from luigi: an explicit re-run does not wait out retry_delay.
+        """
+        if task.status == Status.FAILED:
+            task.retry_at = None
+            self._set_status(task, Status.PENDING, worker, now)
 
     def _enqueue(self, task: TaskRecord) -> None:
         self._ready.push(task)
@@ -461,6 +496,12 @@ class Scheduler:
 
     # ----- liveness and pruning -------------------------------------------------------------
 
+    def stop_worker(self, worker: str, now: float) -> None:
+        """A worker ending its run says so: it is dropped now, not worker_disconnect_delay later."""
+        record = self.workers.get(worker)
+        if record is not None:
+            self._drop_worker(record, now)
+
     def prune(self, now: float) -> None:
         """Drop workers silent for worker_disconnect_delay (failing their running tasks), then
         remove tasks that have had no stakeholder for remove_delay."""
@@ -478,6 +519,8 @@ class Scheduler:
         del self.workers[worker.worker_id]
         self._settings[f"worker:{worker.worker_id}"] = None
         self._ready.forget_worker(worker.worker_id)
+        if worker.assistant:
+            self._sync_assistant_queue()
         for task_id in worker.running:
             task = self.tasks[task_id]
             message = f"worker {worker.worker_id} stopped pinging while running this task"
@@ -521,6 +564,7 @@ class Scheduler:
             if key.startswith("worker:") and isinstance(info, dict):
                 record = self._worker(key.removeprefix("worker:"), now)
                 record.info, record.assistant = info, bool(info.get("assistant", False))
+        self._sync_assistant_queue()
         for record in records:
             self.tasks[record.task_id] = record
         for record in records:

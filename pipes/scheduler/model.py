@@ -37,6 +37,9 @@ class Policy:
     remove_delay: float = 600.0
 
 
+_NUMBER = (int, float)
+
+
 def _wrong(name: str, value: Any) -> BadRequest:
     return BadRequest(f"task field {name!r} has the wrong type: {type(value).__name__}")
 
@@ -54,16 +57,25 @@ def _of(kind: type | tuple[type, ...], nullable: bool = False) -> Callable[[str,
     return check
 
 
-def _map_of(kind: type) -> Callable[[str, Any], dict[str, Any]]:
+def _map_of(kind: type, minimum: int | None = None) -> Callable[[str, Any], dict[str, Any]]:
     def check(name: str, value: Any) -> dict[str, Any]:
         if not isinstance(value, dict):
             raise _wrong(name, value)
         for key, item in value.items():
             if not isinstance(key, str) or not isinstance(item, kind) or isinstance(item, bool):
                 raise BadRequest(f"task field {name!r} must map strings to {kind.__name__}")
+            if minimum is not None and item < minimum:
+                raise BadRequest(f"task field {name!r}: {key} must be >= {minimum}, got {item}")
         return value
 
     return check
+
+
+def _at_least_zero(name: str, value: Any) -> Any:
+    value = _of(_NUMBER, nullable=True)(name, value)
+    if value is not None and value < 0:
+        raise BadRequest(f"task field {name!r} must be >= 0, got {value}")
+    return value
 
 
 def _ids(name: str, value: Any) -> list[str] | None:
@@ -92,7 +104,6 @@ def _status(name: str, value: Any) -> Status:
     return status
 
 
-_NUMBER = (int, float)
 TASK_FIELDS: dict[str, Callable[[str, Any], Any]] = {  # field -> its check
     "task_id": _task_id,
     "family": _of(str),
@@ -102,10 +113,10 @@ TASK_FIELDS: dict[str, Callable[[str, Any], Any]] = {  # field -> its check
     "status": _status,
     "runnable": _of(bool),
     "priority": _of(int),
-    "resources": _map_of(int),
+    "resources": _map_of(int, minimum=0),  # a negative amount would free capacity
     "retry_count": _of(int, nullable=True),
-    "retry_delay": _of(_NUMBER, nullable=True),
-    "disable_window": _of(_NUMBER, nullable=True),
+    "retry_delay": _at_least_zero,
+    "disable_window": _at_least_zero,
     "error": _of(str, nullable=True),
     "new_deps": _ids,
     "batch_params": _ids,

@@ -3,20 +3,30 @@
 Service.call(method, body) is what both the HTTP server and the in-process scheduler use:
 it checks the body, runs the transition with `now` from the injected clock, commits the
 changes to the store, and only then returns the JSON-shaped reply.
+
+A change is visible only once committed: when a commit fails, or a transition raises after
+changing state, the core is rebuilt from the journal (the restart path) and the call fails.
+While the journal refuses writes, write calls get StoreUnavailable (503) at once, and the
+store is probed again at most once a second, so a full disk costs one rebuild, not one per call.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from pipes.exceptions import BadRequest
+from pipes.exceptions import BadRequest, StoreError, StoreUnavailable
 from pipes.scheduler import views
 from pipes.scheduler.core import Changes, Scheduler
 from pipes.scheduler.model import Status, TaskSpec
+from pipes.scheduler.storable import storable
+
+logger = logging.getLogger("pipes.scheduler")
 
 API_VERSION = 1
+PROBE_INTERVAL = 1.0  # seconds between attempts to write to a journal that refused
 MAX_BATCH = 100_000
 MAX_TASKS_PER_GET_WORK = 100
 _NUMBER = (int, float)
@@ -37,6 +47,9 @@ class Store(Protocol):
     def log(self, task_id: str) -> str | None:
         """The tail of the task's latest log."""
 
+    def probe(self) -> None:
+        """Raise StoreError unless the journal takes a write now."""
+
 
 @dataclass(frozen=True)
 class Field:
@@ -49,10 +62,15 @@ class Field:
 
 @dataclass(frozen=True)
 class Method:
-    """An RPC method: its handler and the body fields it takes."""
+    """An RPC method: its handler, the body fields it takes, and whether it may change state."""
 
     handler: Callable[..., Any]
     fields: dict[str, Field]
+    writes: bool = True
+
+
+def _reader(handler: Callable[..., Any], fields: dict[str, Field]) -> Method:
+    return Method(handler, fields, writes=False)
 
 
 WORKER = {"worker": Field(str)}
@@ -63,10 +81,22 @@ OPTIONAL_STR = Field(str, required=False, nullable=True)
 class Service:
     """Validated, committed access to one Scheduler."""
 
-    def __init__(self, core: Scheduler, store: Store, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        core: Scheduler,
+        store: Store,
+        clock: Callable[[], float],
+        rebuild: Callable[[], Scheduler] | None = None,
+    ) -> None:
+        """`rebuild` gives a core restored from the journal; without it (an in-memory store)
+        there is nothing to roll back to."""
         self.core = core
         self.store = store
         self.clock = clock
+        self.rebuild = rebuild
+        self.store_error: str | None = None  # why the journal refuses writes, while it does
+        self._next_probe = 0.0
+        self._stale = False  # the core holds what the journal does not: rebuild before use
         self.methods = self._method_table()
 
     def _method_table(self) -> dict[str, Method]:
@@ -84,8 +114,9 @@ class Service:
                     "max_tasks": Field(int, required=False),
                 },
             ),
-            "outlook": Method(lambda worker: core.outlook(worker, self.clock()), WORKER),
+            "outlook": _reader(lambda worker: core.outlook(worker, self.clock()), WORKER),
             "ping": Method(self._ping, WORKER),
+            "stop_worker": Method(lambda worker: core.stop_worker(worker, self.clock()), WORKER),
             "set_status_message": Method(
                 self._field_setter("status_message"), {**TASK_ID, "message": Field(str)}
             ),
@@ -95,7 +126,7 @@ class Service:
             "set_tracking_url": Method(
                 self._field_setter("tracking_url"), {**TASK_ID, "url": Field(str)}
             ),
-            "task_list": Method(
+            "task_list": _reader(
                 self._task_list,
                 {
                     "status": OPTIONAL_STR,
@@ -106,15 +137,15 @@ class Service:
                     "offset": Field(int, required=False),
                 },
             ),
-            "task_detail": Method(self._task_detail, TASK_ID),
-            "graph": Method(
+            "task_detail": _reader(self._task_detail, TASK_ID),
+            "graph": _reader(
                 lambda task_id, depth=3: views.graph(core, task_id, depth),
                 {**TASK_ID, "depth": Field(int, required=False)},
             ),
-            "counts": Method(lambda: views.counts(core), {}),
-            "overview": Method(lambda: views.overview(core, self.clock()), {}),
-            "worker_list": Method(lambda: {"workers": views.worker_list(core)}, {}),
-            "resource_list": Method(lambda: {"resources": views.resource_list(core)}, {}),
+            "counts": _reader(lambda: views.counts(core), {}),
+            "overview": _reader(lambda: views.overview(core, self.clock()), {}),
+            "worker_list": _reader(lambda: {"workers": views.worker_list(core)}, {}),
+            "resource_list": _reader(lambda: {"resources": views.resource_list(core)}, {}),
             "update_resource": Method(
                 self._update_resource, {"name": Field(str), "amount": Field(int, nullable=True)}
             ),
@@ -124,20 +155,69 @@ class Service:
             "prune": Method(lambda: core.prune(self.clock()), {}),
             "pause": Method(lambda: core.set_paused(True), {}),
             "unpause": Method(lambda: core.set_paused(False), {}),
-            "is_paused": Method(lambda: {"paused": core.paused}, {}),
+            "is_paused": _reader(lambda: {"paused": core.paused}, {}),
         }
 
     def call(self, method: str, body: Any) -> dict[str, Any]:
-        """Run one RPC; BadRequest (nothing changed) for an unknown method or a bad body."""
+        """Run one RPC; BadRequest (nothing changed) for an unknown method or a bad body,
+        StoreUnavailable (nothing changed) when the journal refuses the write."""
         spec = self.methods.get(method)
         if spec is None:
             raise BadRequest(f"unknown method {method!r}")
-        args = _validated(method, spec, body)
-        result = spec.handler(**args)
-        self.store.commit(self.core.take_changes())
+        args = _validated(method, spec, storable(body, method))
+        if self._stale:
+            self._rebuild()
+        if spec.writes and self.store_error is not None:
+            self._probe()
+        try:
+            result = spec.handler(**args)
+            self.store.commit(self.core.take_changes())
+        except StoreError as err:
+            self._roll_back(f"{method}: {err}")
+            raise StoreUnavailable(f"{method} not applied: {err}") from err
+        except BaseException:
+            if self.rebuild is not None and self.core.has_changes():
+                self._roll_back(f"{method} raised after changing state")
+            raise
+        if spec.writes:
+            self.store_error = None
         return result if isinstance(result, dict) else {}
 
+    def _probe(self) -> None:
+        """Let a write through only if the journal takes one now (tried once a second)."""
+        now = self.clock()
+        if now < self._next_probe:
+            raise StoreUnavailable(f"state journal refuses writes: {self.store_error}")
+        self._next_probe = now + PROBE_INTERVAL
+        try:
+            self.store.probe()
+        except StoreError as err:
+            self.store_error = str(err)
+            raise StoreUnavailable(f"state journal refuses writes: {err}") from err
+
+    def _roll_back(self, why: str) -> None:
+        """Serve only what the journal holds: rebuild the core from it (the restart path)."""
+        self.core.take_changes()  # never commit them later
+        self.store_error = why
+        self._next_probe = self.clock() + PROBE_INTERVAL
+        logger.error("%s; rebuilding the scheduler from the journal", why)
+        self._stale = True
+        self._rebuild()
+
+    def _rebuild(self) -> None:
+        """Replace the core by one restored from the journal; until then every call gets 503."""
+        assert self.rebuild is not None
+        try:
+            self.core = self.rebuild()
+        except StoreError as err:
+            logger.error("cannot rebuild the scheduler from the journal: %s", err)
+            raise StoreUnavailable(f"scheduler state is being restored: {err}") from err
+        self._stale = False
+        self.methods = self._method_table()
+
     def _add_worker(self, worker: str, info: dict[str, Any]) -> None:
+        if not isinstance(info.get("host", ""), str):
+            raise BadRequest("add_worker: info 'host' must be a string")  # history stores it
         self.core.add_worker(worker, info, self.clock())
 
     def _add_tasks(self, worker: str, tasks: list[Any]) -> dict[str, Any]:

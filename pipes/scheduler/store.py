@@ -63,8 +63,8 @@ def record_to_json(task: TaskRecord) -> str:
 
 
 def record_from_json(task_id: str, text: str) -> TaskRecord:
-    """The inverse of record_to_json."""
-    data = json.loads(text)
+    """The inverse of record_to_json; an infinite number an older pipesd let in loads as None."""
+    data = json.loads(text, parse_constant=lambda _: None)
     task = TaskRecord(task_id, known=True)
     for name in _FIELDS:
         setattr(task, name, data[name])
@@ -102,6 +102,9 @@ class MemoryStore:
     def log(self, task_id: str) -> str | None:
         """The tail of the task's latest log, if a worker sent one."""
         return self._logs.get(task_id)
+
+    def probe(self) -> None:
+        """Memory always takes a write."""
 
     def history(self, task_id: str) -> list[dict[str, Any]]:
         """Status changes of one task, oldest first."""
@@ -240,9 +243,29 @@ class SqliteStore:
                 [(f"setting:{k}",) for k, v in settings if v is None],
             )
             db.execute("COMMIT")
-        except sqlite3.Error as err:
-            if db.in_transaction:
+        except Exception as err:  # any failure, sqlite3's or an unstorable value's
+            self._roll_back()
+            raise StoreError(f"cannot write state file {self.path}: {err}") from err
+
+    def _roll_back(self) -> None:
+        """End a failed transaction, so the next commit starts clean."""
+        db = self._conn
+        if db.in_transaction:
+            try:
                 db.execute("ROLLBACK")
+            except sqlite3.Error as err:  # the connection is unusable: reopen it
+                raise StoreError(f"cannot roll back state file {self.path}: {err}") from err
+
+    def probe(self) -> None:
+        """Raise StoreError unless the journal takes a write now (a page-sized one)."""
+        db = self._conn
+        try:
+            db.execute("BEGIN")
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('probe', ?)", ("x" * 4096,))
+            db.execute("DELETE FROM meta WHERE key = 'probe'")
+            db.execute("COMMIT")
+        except sqlite3.Error as err:
+            self._roll_back()
             raise StoreError(f"cannot write state file {self.path}: {err}") from err
 
     def history(self, task_id: str) -> list[dict[str, Any]]:
@@ -260,8 +283,11 @@ class SqliteStore:
 
     def prune_history(self, before: float) -> None:
         """Forget history entries older than `before`, then fold the WAL into the file."""
-        self._conn.execute("DELETE FROM history WHERE time < ?", (before,))
-        self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        try:
+            self._conn.execute("DELETE FROM history WHERE time < ?", (before,))
+            self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.Error as err:
+            raise StoreError(f"cannot prune history in state file {self.path}: {err}") from err
 
     def close(self) -> None:
         """Close the database (a checkpoint folds the WAL back into the file)."""
