@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import difflib
 import importlib
+import importlib.metadata
+import inspect
 import logging
 import os
 import sys
@@ -17,10 +19,10 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from pipes import overrides, task_register
-from pipes.config import get_config
+from pipes.config import get_config, warn_unknown
 from pipes.exceptions import ParameterError, PipesError, UnknownTaskError, UsageError
 from pipes.exit_codes import ExitCode
-from pipes.interface import execute
+from pipes.interface import execute, warn_config
 from pipes.parameter import Parameter, ParameterVisibility
 from pipes.summary import RunResult
 from pipes.task import Config, Task
@@ -36,6 +38,7 @@ GLOBAL_FLAGS = {
     "--help-all",
     "--assistant",
     "--dry-run",
+    "--version",
 }
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -54,6 +57,8 @@ def _global_parser(add_help: bool) -> _Parser:
         allow_abbrev=False,
         usage="pipes [--module MODULE] TASK [--param value ...] [options]",
         description="Run a pipes task and everything it needs that is not complete yet.",
+        epilog="pipes deps [--module MODULE] TASK [--param value ...] prints the task's"
+        " dependency tree and runs nothing.",
     )
     group = parser.add_argument_group("options")
     group.add_argument("--module", help="import this module to find the task")
@@ -76,6 +81,7 @@ def _global_parser(add_help: bool) -> _Parser:
         action="store_true",
         help="with no TASK: run any task the scheduler has, until stopped",
     )
+    group.add_argument("--version", action="version", version=f"pipes {package_version()}")
     if add_help:
         group.add_argument(
             "-h", "--help", action="store_true", help="show this help (with a task: its parameters)"
@@ -84,6 +90,14 @@ def _global_parser(add_help: bool) -> _Parser:
             "--help-all", action="store_true", help="also list every --Family-param option"
         )
     return parser
+
+
+def package_version() -> str:
+    """The installed distribution's version (what `--version` prints)."""
+    try:
+        return importlib.metadata.version("pipes")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree, not installed
+        return "unknown (not installed)"
 
 
 def split_task_name(argv: Sequence[str]) -> tuple[str | None, list[str]]:
@@ -190,6 +204,15 @@ def _task_parser(cls: type[Task], help_all: bool) -> _Parser:
     return parser
 
 
+def _task_description(cls: type[Task]) -> str:
+    """The first paragraph of the task class's own docstring (not one it inherits)."""
+    doc = cls.__dict__.get("__doc__")
+    if not doc:
+        return ""
+    first = inspect.cleandoc(doc).split("\n\n")[0]
+    return f"{cls.get_task_family()}: {' '.join(first.split())}"
+
+
 def _unknown_option_error(cls: type[Task], unknown: list[str]) -> UsageError:
     word = next((w for w in unknown if w.startswith("-")), unknown[0])
     family = cls.get_task_family()
@@ -254,11 +277,13 @@ def run(argv: Sequence[str] | None = None) -> RunResult:
         parser.usage = (
             f"pipes [--module MODULE] {cls.get_task_family()} [--param value ...] [options]"
         )
+        parser.description = _task_description(cls) or parser.description
         parser.print_help()
         raise SystemExit(0)
     if unknown:
         raise _unknown_option_error(cls, unknown)
     configure_logging(namespace.log_level)
+    warn_config()
     with overrides.cmdline_values(_collect_values(namespace)):
         root = cls()
         if show_deps or namespace.dry_run:
@@ -352,8 +377,12 @@ def pipesd_main(argv: Sequence[str] | None = None) -> NoReturn:
     """Entry point of the `pipesd` console script: serves until SIGTERM, then exits 0."""
     from pipes import pipesd  # the server stack (tornado) loads only for pipesd
 
+    def configure(level: str | None, log_file: str | None = None) -> None:
+        configure_logging(level, log_file)
+        warn_unknown(None)  # pipesd loads no tasks: only pipes' own sections are checked
+
     try:
-        pipesd.start(argv, configure_logging)
+        pipesd.start(argv, configure)
     except PipesError as err:
         message = " ".join(str(err).split("\n"))
         print(f"pipesd: error: {message}", file=sys.stderr)

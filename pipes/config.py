@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import configparser
 import datetime
+import difflib
 import json
+import logging
 import os
 import re
 import tomllib
@@ -18,6 +20,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from pipes.exceptions import ConfigError
+
+logger = logging.getLogger("pipes.config")
 
 _ENV_REF = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _TRUE = {"1", "true", "yes", "on"}
@@ -91,6 +95,7 @@ class Config:
     def __init__(self) -> None:
         self._sections: dict[str, dict[str, str]] = {}
         self._origins: dict[tuple[str, str], Path] = {}
+        self._tables: set[tuple[str, str]] = set()  # TOML [a.b] also sets option b of [a]
         self.loaded_paths: list[Path] = []
 
     def read(self, paths: Iterable[Path | str], named_in: str | None = None) -> Config:
@@ -153,6 +158,7 @@ class Config:
             where = f"{path} [{section}] {option}"
             self.set(section, option, _interpolate(_toml_value(value), where), origin=path)
             if isinstance(value, dict):
+                self._tables.add((section, option))
                 # TOML nests [ns.Family] in [ns]; also expose it as section ns.Family
                 self._set_toml_section(path, f"{section}.{option}", value)
 
@@ -183,6 +189,20 @@ class Config:
         if option in options:
             return options[option]
         return options.get(_twin(option), default)
+
+    def sections(self) -> dict[str, list[str]]:
+        """Each section with the options set in it (TOML sub-tables are their own section)."""
+        return {
+            name: [o for o in options if (name, o) not in self._tables]
+            for name, options in self._sections.items()
+        }
+
+    def origin(self, section: str) -> str:
+        """'file ' for the file that set some option of a section, for messages; else ''."""
+        for (name, _), path in self._origins.items():
+            if name == section:
+                return f"{path} "
+        return ""
 
     def has_option(self, section: str, option: str) -> bool:
         """True when the option is set in the section."""
@@ -229,6 +249,158 @@ class Config:
             f"{self.where(section, option)} = {value!r} is not true or false"
             " (use true/false, yes/no, on/off or 1/0)"
         )
+
+
+# Every option pipes reads in its own sections. A test checks each config.get*() call in
+# pipes/ against this table, so a new option cannot be forgotten here.
+KNOWN_OPTIONS: dict[str, frozenset[str]] = {
+    "core": frozenset(
+        {
+            "workers",
+            "log_level",
+            "scheduler_url",
+            "scheduler_token",
+            "rpc_connect_seconds",
+            "rpc_retry_seconds",
+        }
+    ),
+    "worker": frozenset(
+        {
+            "check_complete_on_run",
+            "check_complete_timeout",
+            "keep_alive",
+            "wait_interval",
+            "timeout",
+            "force_multiprocessing",
+            "max_tasks_per_child",
+            "max_child_rss_mb",
+            "task_log_dir",
+            "ping_interval",
+            "check_complete_concurrency",
+            "cache_task_completion",
+            "get_work_batch",
+            "progress",
+            "progress_every",
+        }
+    ),
+    "scheduler": frozenset(
+        {
+            "retry_delay",
+            "retry_count",
+            "disable_window",
+            "disable_persist",
+            "worker_disconnect_delay",
+            "remove_delay",
+            "address",
+            "port",
+            "state_path",
+            "auth_token",
+            "public_read",
+            "max_body_mb",
+            "history_days",
+        }
+    ),
+}
+OPEN_SECTIONS = frozenset({"resources"})  # any option name is a resource
+# Sections Luigi reads that pipes deliberately does not: a Luigi shop's config keeps them,
+# so they get one INFO line in all, not a warning each.
+LUIGI_SECTIONS = frozenset(
+    {
+        "batch_email",
+        "bigquery",
+        "cors",
+        "datadog",
+        "ecs",
+        "elasticsearch",
+        "email",
+        "execution_summary",
+        "hadoop",
+        "hdfs",
+        "hive",
+        "kubernetes",
+        "logging",
+        "lsf",
+        "mysql",
+        "pig",
+        "postgres",
+        "prometheus",
+        "redshift",
+        "retcode",
+        "s3",
+        "scalding",
+        "sendgrid",
+        "sge",
+        "smtp",
+        "spark",
+        "task_history",
+        "webhdfs",
+    }
+)
+LUIGI_OPTION_HINTS = {  # Luigi's spelling of an option pipes reads under another name
+    ("core", "default_scheduler_url"): "scheduler_url",
+    ("core", "default_scheduler_host"): "scheduler_url",
+    ("core", "default_scheduler_port"): "scheduler_url",
+    ("core", "parallel_scheduling_processes"): "workers",
+}
+
+
+def unknown_settings(config: Config, families: dict[str, set[str]] | None) -> list[str]:
+    """One message per unknown section or option, with a 'did you mean' where one is close.
+
+    `families` maps each task family (and config_path section) to the options it reads;
+    None (pipesd, which loads no tasks) checks only pipes' own sections.
+    """
+    known = {name: set(options) for name, options in KNOWN_OPTIONS.items()}
+    for name, options in (families or {}).items():
+        known.setdefault(name, set()).update(options)
+    messages, luigi = [], []
+    for section, options in config.sections().items():
+        if section in OPEN_SECTIONS or (families is None and section not in known):
+            continue
+        if section not in known:
+            if section.lower() in LUIGI_SECTIONS:
+                luigi.append(f"[{section}]")
+            else:
+                messages.append(_unknown_section(config, section, list(known)))
+            continue
+        for option in options:
+            if option.replace("-", "_") not in known[section]:
+                messages.append(_unknown_option(config, section, option, known[section]))
+    if luigi:
+        messages.append(
+            f"pipes does not read Luigi's {', '.join(luigi)} (see docs/coming-from-luigi.md)"
+        )
+    return messages
+
+
+def _unknown_section(config: Config, section: str, known: list[str]) -> str:
+    origin = config.origin(section)
+    close = difflib.get_close_matches(section, known, n=1)
+    hint = f" (did you mean [{close[0]}]?)" if close else " (no task family or pipes section)"
+    return f"{origin}[{section}]: unknown section, ignored{hint}"
+
+
+def _unknown_option(config: Config, section: str, option: str, known: set[str]) -> str:
+    luigi = LUIGI_OPTION_HINTS.get((section, option.replace("-", "_")))
+    close = difflib.get_close_matches(option.replace("-", "_"), sorted(known), n=1)
+    if luigi:
+        hint = f" (a Luigi option: pipes reads [{section}] {luigi})"
+    else:
+        hint = f" (did you mean {close[0]}?)" if close else ""
+    return f"{config.where(section, option)}: unknown option, ignored{hint}"
+
+
+_warned: set[str] = set()
+
+
+def warn_unknown(families: dict[str, set[str]] | None) -> None:
+    """Log each unknown_settings message once per process (the Luigi line at INFO)."""
+    for message in unknown_settings(get_config(), families):
+        if message in _warned:
+            continue
+        _warned.add(message)
+        level = logging.INFO if message.startswith("pipes does not read Luigi") else logging.WARNING
+        logger.log(level, "%s", message)
 
 
 _config: Config | None = None

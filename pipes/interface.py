@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Iterable
 
-from pipes.config import get_config
-from pipes.exceptions import UsageError
+from pipes import task_register
+from pipes.config import get_config, warn_unknown
+from pipes.exceptions import BadRequest, SchedulerUnavailable, UsageError
 from pipes.rpc import RemoteScheduler, RetryPolicy
-from pipes.scheduler.api import SchedulerAPI
+from pipes.scheduler.api import SchedulerClient
 from pipes.scheduler.local import LocalScheduler
 from pipes.scheduler.model import Policy
-from pipes.summary import RunResult, classify
+from pipes.summary import MAX_LISTED, RunResult, SchedulerContext, classify, not_run_reason
 from pipes.task import Task
 from pipes.worker.progress import Progress
 from pipes.worker.runner import RunnerOptions
@@ -54,6 +56,8 @@ def execute(
         worker.progress = Progress(
             log_every=get_config().getfloat("worker", "progress_every", 30.0)
         )
+    if not assistant:  # an assistant has not imported the tasks whose sections it would see
+        warn_config()
     worker.add(roots)
     worker.run()
     ran = {task_id: outcome.status for task_id, outcome in worker.ran.items()}
@@ -66,7 +70,53 @@ def execute(
             if outcome.status == "FAILED"
         },
     }
+    result.reasons = _not_run_reasons(scheduler, result)
+    _stop_worker(scheduler, worker.worker_id)
     return result
+
+
+def _stop_worker(scheduler: SchedulerClient, worker_id: str) -> None:
+    """Tell the scheduler this worker is gone, so the status page stops counting it as live."""
+    try:
+        scheduler.call("stop_worker", worker=worker_id)
+    except BadRequest as err:  # a pipesd older than stop_worker: it forgets us after a minute
+        logger.debug("scheduler did not take stop_worker: %s", err)
+
+
+def _not_run_reasons(scheduler: SchedulerClient, result: RunResult) -> dict[str, str]:
+    """Ask the scheduler why the listed not-run tasks (requested ones first) did not run."""
+    not_run = result.not_run
+    wanted = [t for t in result.roots if t in not_run] + not_run[:MAX_LISTED]
+    if not wanted:
+        return {}
+    context = SchedulerContext(
+        now=time.time(),
+        paused=bool(scheduler.call("is_paused").get("paused")),
+        capacity={r["name"]: r["total"] for r in scheduler.call("resource_list")["resources"]},
+    )
+    reasons = {}
+    for task in dict.fromkeys(wanted):
+        try:
+            detail = scheduler.call("task_detail", task_id=task.task_id)
+        except BadRequest as err:  # pruned meanwhile: say so rather than fail the summary
+            reasons[task.task_id] = f"the scheduler no longer knows it ({err})"
+            continue
+        reasons[task.task_id] = not_run_reason(detail, context)
+        logger.debug("%s did not run: %s", task, reasons[task.task_id])
+    return reasons
+
+
+def warn_config() -> None:
+    """Warn once about config sections and options nothing reads (call after tasks import)."""
+    families: dict[str, set[str]] = {}
+    for cls in task_register.all_task_classes():
+        options = families.setdefault(cls.get_task_family(), set())
+        for name, param in cls.get_params():
+            options.add(name)
+            if param.config_path:
+                path = param.config_path
+                families.setdefault(path["section"], set()).add(path["name"])
+    warn_unknown(families)
 
 
 def worker_options(workers: int | None = None, assistant: bool = False) -> WorkerOptions:
@@ -114,7 +164,7 @@ def scheduler_policy() -> Policy:
     )
 
 
-def _scheduler(local_scheduler: bool, scheduler_url: str | None) -> SchedulerAPI:
+def _scheduler(local_scheduler: bool, scheduler_url: str | None) -> SchedulerClient:
     """The explicit URL, else (unless local_scheduler) [core] scheduler_url, else in-process."""
     config = get_config()
     url = scheduler_url or (None if local_scheduler else config.get("core", "scheduler_url"))
@@ -123,7 +173,15 @@ def _scheduler(local_scheduler: bool, scheduler_url: str | None) -> SchedulerAPI
     token = os.environ.get("PIPES_AUTH_TOKEN") or config.get("core", "scheduler_token")
     retry = RetryPolicy(deadline=config.getfloat("core", "rpc_retry_seconds", 300.0))
     remote = RemoteScheduler(url, token=token, retry=retry)
-    remote.check(config.getfloat("core", "rpc_connect_seconds", 5.0))
+    try:
+        remote.check(config.getfloat("core", "rpc_connect_seconds", 5.0))
+    except SchedulerUnavailable as err:
+        if scheduler_url:  # an explicit URL wins over --local-scheduler: no hint to give
+            raise
+        where = config.where("core", "scheduler_url")
+        raise SchedulerUnavailable(
+            f"{err}; {where} names it: add --local-scheduler to run without pipesd"
+        ) from err
     return remote
 
 

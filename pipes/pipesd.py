@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from pipes.cli import package_version
 from pipes.config import get_config, reload_config
 from pipes.exceptions import ConfigError, UsageError
 from pipes.interface import configured_resources, scheduler_policy
@@ -46,6 +47,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--background", action="store_true", help="detach and run as a daemon")
     p.add_argument("--pidfile", help="with --background: write the daemon's pid here")
     p.add_argument("--config", help="read this config file after the usual ones")
+    p.add_argument("--version", action="version", version=f"pipesd {package_version()}")
     p.add_argument(
         "--log-level",
         type=str.upper,

@@ -106,7 +106,7 @@ class RemoteScheduler(SchedulerClient):
                 if time.monotonic() + delay > give_up:
                     raise SchedulerUnavailable(
                         f"cannot reach the scheduler at {self.url}: {_reason(err)} "
-                        "(is pipesd running? or run with --local-scheduler)"
+                        "(is pipesd running?)"
                     ) from err
                 logger.warning(
                     "scheduler %s unreachable (%s); retrying in %.1fs",

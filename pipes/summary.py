@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import enum
+import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from pipes.exit_codes import ExitCode
-from pipes.task import Task
+from pipes.task import Task, is_external
 from pipes.worker.walk import WalkResult
 
 MAX_LISTED = 5
@@ -47,6 +49,7 @@ class RunResult:
     outcomes: dict[str, Outcome]
     tasks: dict[str, Task]
     errors: dict[str, str] = field(default_factory=dict)
+    reasons: dict[str, str] = field(default_factory=dict)  # task id -> why it did not run
     detailed_summary: bool = False
 
     def __bool__(self) -> bool:
@@ -94,32 +97,114 @@ class RunResult:
         }.get(self.exit_code, "NOT_RUN")
 
     def summary_text(self, detailed: bool | None = None) -> str:
-        """Counts per outcome with task ids, then a one-line verdict."""
+        """Counts per outcome with task ids (and why each failed or did not run), then a verdict.
+
+        Present external inputs are only counted (unless detailed): they crowd the list.
+        """
         if detailed is None:
             detailed = self.detailed_summary
-        count = len(self.outcomes)
-        lines = [f"pipes summary: {count} task{'' if count == 1 else 's'} scheduled"]
+        lines = [f"pipes summary: {plural(len(self.outcomes), 'task')} scheduled"]
         for outcome in Outcome:
             tasks = self.of(outcome)
-            if not tasks:
-                continue
-            lines.append(f"* {len(tasks)} {outcome}")
-            shown = tasks if detailed else tasks[:MAX_LISTED]
-            lines.extend(f"    - {task}" for task in shown)
-            if len(shown) < len(tasks):
-                lines.append(f"    ... and {len(tasks) - len(shown)} more")
+            if outcome == Outcome.ALREADY_DONE:
+                inputs = [t for t in tasks if is_external(t)]
+                tasks = [t for t in tasks if not is_external(t)]
+                if inputs:
+                    lines.append(f"* {plural(len(inputs), 'external input')} present")
+                    lines.extend(f"    - {task}" for task in inputs if detailed)
+            if tasks:
+                lines.extend(self._listed(outcome, tasks, detailed))
         lines.append(self.verdict())
         return "\n".join(lines)
+
+    def _listed(self, outcome: Outcome, tasks: list[Task], detailed: bool) -> list[str]:
+        """'* N outcome' and its tasks, each failed or not-run one with its reason."""
+        lines = [f"* {len(tasks)} {outcome}"]
+        shown = tasks if detailed else tasks[:MAX_LISTED]
+        for task in shown:
+            reason = self.reasons.get(task.task_id)
+            if reason is None and outcome in (Outcome.FAILED, Outcome.SCHEDULING_ERROR):
+                reason = error_line(self.errors.get(task.task_id))
+            lines.append(f"    - {task}: {reason}" if reason else f"    - {task}")
+        if len(shown) < len(tasks):
+            lines.append(f"    ... and {len(tasks) - len(shown)} more")
+        return lines
 
     def verdict(self) -> str:
         """One line saying whether the run did what was asked, and if not why."""
         if self:
-            return f"verdict: SUCCESS: all {len(self.roots)} requested task(s) are complete"
+            if len(self.roots) == 1:
+                return "verdict: SUCCESS: the requested task is complete"
+            return f"verdict: SUCCESS: all {len(self.roots)} requested tasks are complete"
         counts = {o: 0 for o in Outcome}
         for outcome in self.outcomes.values():
             counts[outcome] += 1
         reasons = [f"{counts[o]} {o}" for o in Outcome if counts[o] and o in EXIT_CODES]
         return f"verdict: {self.status} (exit {int(self.exit_code)}): {', '.join(reasons)}"
+
+
+def plural(count: int, noun: str) -> str:
+    """'1 task', '2 tasks'."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def error_line(error: str | None) -> str:
+    """The line of an error that says what went wrong: a traceback's last line, else the first."""
+    lines = [line.strip() for line in (error or "").splitlines() if line.strip()]
+    if not lines:
+        return ""
+    return lines[-1] if lines[0].startswith("Traceback") else lines[0]
+
+
+def not_run_reason(detail: dict[str, Any], context: SchedulerContext) -> str:
+    """Why the scheduler did not hand a task to this worker, from its task_detail, in one line."""
+    status, failures = detail["status"], detail.get("failures", 0)
+    if status == "DISABLED":
+        until = _clock("until", detail.get("retry_at"), context.now)
+        return (
+            f"disabled after {plural(failures, 'failure')}{until}; re-enable it with the status"
+            " page's Re-enable button or the re_enable_task API call"
+        )
+    if status == "FAILED":
+        last = error_line(detail.get("error"))
+        return (
+            f"failed on another worker ({last or 'no error text'}); retries"
+            f"{_clock('at', detail.get('retry_at'), context.now) or ' later'}"
+            " ([scheduler] retry_delay); the status page's Forgive failures button runs it now"
+        )
+    if status in ("RUNNING", "BATCH_RUNNING"):
+        return f"another worker is running it ({detail.get('worker_running')})"
+    blocked = [d for d in detail.get("deps", []) if d["status"] != "DONE"]
+    if blocked:
+        return f"waits on {blocked[0]['task_id']}, which is {blocked[0]['status']}"
+    if context.paused:
+        return "the scheduler is paused (unpause it on the status page)"
+    short = [
+        f"{name}={amount} (capacity {context.capacity.get(name, 1)})"
+        for name, amount in (detail.get("resources") or {}).items()
+        if amount > context.capacity.get(name, 1)
+    ]
+    if short:
+        return f"needs more of a resource than there is: {', '.join(short)}"
+    return f"the scheduler has it {status} but handed it to no worker of this run"
+
+
+@dataclass(frozen=True)
+class SchedulerContext:
+    """What not_run_reason needs besides the task: the time, pause state, resource capacities."""
+
+    now: float
+    paused: bool = False
+    capacity: dict[str, int] = field(default_factory=dict)
+
+
+def _clock(word: str, when: float | None, now: float) -> str:
+    """' at 14:05:09 (in 15 min)' for a time ahead, else ''."""
+    if when is None or when <= now:
+        return ""
+    minutes = max(1, round((when - now) / 60))
+    ahead = f"{minutes} min" if minutes < 90 else f"{round(minutes / 60)} h"
+    return f" {word} {time.strftime('%H:%M:%S', time.localtime(when))} (in {ahead})"
 
 
 def classify(graph: WalkResult, ran: dict[str, str]) -> dict[str, Outcome]:

@@ -426,7 +426,7 @@ def test_run_exits_3_and_finishes_other_branch_when_a_task_run_raises(
     assert (tmp_path / "out" / "good.txt").read_text() == "ok"
     assert not (tmp_path / "out" / "after-boom.txt").exists()
     assert "* 1 ran\n    - Good()\n" in result.stdout
-    assert "* 1 failed\n    - Boom()\n" in result.stdout
+    assert "* 1 failed\n    - Boom(): ValueError: kaboom in run\n" in result.stdout
     assert "* 2 not run: upstream failed\n    - Failing()\n    - AfterBoom()\n" in result.stdout
     assert "verdict: FAILED (exit 3)" in result.stdout
 
@@ -457,7 +457,10 @@ def test_run_exits_5_and_finishes_other_branch_when_requires_or_complete_raises(
     assert "KeyError: 'no such partition'" in result.stderr
     assert "cannot schedule BadComplete(): cannot stat the bucket" in result.stderr
     assert (tmp_path / "out" / "good.txt").read_text() == "ok"
-    assert "* 2 scheduling error\n    - BadRequires()\n    - BadComplete()\n" in result.stdout
+    assert (
+        "* 2 scheduling error\n    - BadRequires(): KeyError: 'no such partition'\n"
+        "    - BadComplete(): OSError: cannot stat the bucket\n"
+    ) in result.stdout
     assert "verdict: SCHEDULING_FAILED (exit 5)" in result.stdout
 
 
