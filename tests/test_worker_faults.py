@@ -489,6 +489,19 @@ def _sockets_of(pid: int) -> list[str]:
     return found
 
 
+def _worker_links(pid: int, worker) -> list[str]:
+    """The stray's descriptors on the worker's stderr file or on pipes (to the worker's child)."""
+    found = []
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("pipe:") or target == str(worker.err_path):
+            found.append(f"{fd.name} -> {target}")
+    return found
+
+
 def test_timeout_message_names_the_stray_that_left_the_group_and_it_holds_no_scheduler_socket(
     tmp_path, pipesd, start_worker
 ):
@@ -503,6 +516,7 @@ def test_timeout_message_names_the_stray_that_left_the_group_and_it_holds_no_sch
         wait_for(lambda: (tmp_path / "task.pid").exists(), 30, "the task process")
         task_pid = int((tmp_path / "task.pid").read_text())
         assert _sockets_of(stray) == []  # the worker's scheduler connection was closed in it
+        assert _worker_links(stray, worker) == []  # nor its stderr or pipes to the child
         code = worker.wait(60)
         assert code == ExitCode.TASK_FAILED, worker.stderr
         assert pid_alive(stray)  # it left the group: the timeout did not reach it

@@ -62,6 +62,7 @@ class TaskRef(NamedTuple):
 # task from its fork snapshot else its TaskRef). A frame holds a list of these, or None: stop.
 Entry = tuple[int, str, TaskRef | None]
 PR_SET_PDEATHSIG = 1  # prctl option: the signal this process gets when its parent dies
+PR_SET_CHILD_SUBREAPER = 36  # prctl option: orphaned descendants are re-parented to us
 
 
 @dataclass(frozen=True)
@@ -121,7 +122,23 @@ def child_main(setup: ChildSetup) -> None:
             os.close(fd)
     capture = Capture(setup.log_dir, setup.private_log)
     capture.start()
+    _close_in_forks([setup.task_fd, setup.result_fd, *capture.worker_fds()])
     _Server(setup, capture).serve()
+
+
+def _close_in_forks(fds: list[int]) -> None:
+    """Processes a task forks (os.fork, multiprocessing) drop this child's links to the worker.
+
+    Else a process that outlives the task (a daemon) would hold the worker's stderr and
+    pipes open; exec'd programs never get them (Python's descriptors are close-on-exec).
+    """
+
+    def close() -> None:
+        for fd in fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    os.register_at_fork(after_in_child=close)
 
 
 def _die_with_the_worker(worker_pid: int) -> None:
@@ -130,6 +147,8 @@ def _die_with_the_worker(worker_pid: int) -> None:
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(PR_SET_PDEATHSIG, signal.SIGHUP) != 0:
         return  # not Linux: children end when their pipe to the worker closes
+    # A process the task double-forks stays our descendant, so a timeout can name it
+    libc.prctl(PR_SET_CHILD_SUBREAPER, 1)
     if os.getppid() != worker_pid:  # the worker died before prctl took effect
         _stop_group(signal.SIGHUP, None)
 
@@ -146,6 +165,17 @@ def _make_stopper(child_pid: int) -> Any:
         raise TaskStopped("SIGTERM")
 
     return stop
+
+
+def _reap_exited() -> None:
+    """Reap descendants that have exited: as a subreaper, orphans that end become ours."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:  # no children at all
+            return
+        if pid == 0:
+            return
 
 
 def _stop_group(signum: int, frame: Any) -> None:
@@ -196,6 +226,7 @@ class _Server:
             new_deps = [TaskRef.of(dep) for dep in outcome.new_deps] if outcome.new_deps else ()
             result = (outcome.status, outcome.error, outcome.seconds, new_deps)
         self.hold(("done", seq, *result, self.capture.end()))
+        _reap_exited()
         if result[0] != "DONE":  # sent before it counts as finished: see Runner._lost
             self.send()
             shared.finished(seq)

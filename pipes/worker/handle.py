@@ -138,6 +138,18 @@ class ChildHandle:
             if self.process.exitcode is not None:
                 return
 
+    def kill_tree(self) -> KilledTree:
+        """SIGKILL the child's process group, saying which of its descendants were outside it.
+
+        A descendant that called setsid() (a daemon, a double fork) left the group and lives
+        on; the child is a subreaper (child.py), so even orphaned ones are found under it.
+        """
+        table = _process_table()
+        group = sorted(pid for pid, (_, pgid) in table.items() if pgid == self.process.pid)
+        strays = [pid for pid in _descendants(table, self.process.pid) if pid not in group]
+        self.kill()
+        return KilledTree(self.process.pid, group or [self.process.pid], strays)
+
     def too_big(self, limit_mb: float) -> bool:
         """Whether its resident memory is past limit_mb (Linux: /proc)."""
         try:
@@ -169,6 +181,59 @@ class ChildHandle:
             Path(self.log_path).unlink(missing_ok=True)
 
 
+@dataclass(frozen=True)
+class KilledTree:
+    """What a timeout killed: the child's process group, and the descendants outside it."""
+
+    pgid: int
+    killed: list[int]
+    strays: list[int]  # left the group (setsid): not killed
+
+    def describe(self) -> str:
+        """E.g. 'killed process group 12 (3 processes); 1 process left the group ...: pid 40'."""
+        text = f"killed process group {self.pgid} ({_processes(len(self.killed))})"
+        if self.strays:
+            count = len(self.strays)
+            verb = "was" if count == 1 else "were"
+            pids = ("pid " if count == 1 else "pids ") + ", ".join(map(str, self.strays))
+            text += f"; {_processes(count)} left the group (setsid) and {verb} not killed: {pids}"
+        return text
+
+
+def _processes(count: int) -> str:
+    return f"{count} process" if count == 1 else f"{count} processes"
+
+
+def _process_table() -> dict[int, tuple[int, int]]:
+    """pid -> (parent pid, process group) of every live process, from /proc (Linux; else {})."""
+    table: dict[int, tuple[int, int]] = {}
+    try:
+        entries = [e.name for e in os.scandir("/proc") if e.name.isdigit()]
+    except OSError:
+        return table
+    for name in entries:
+        try:
+            with open(f"/proc/{name}/stat", "rb") as stat:
+                fields = stat.read().rpartition(b")")[2].split()
+        except OSError:  # it exited while we looked
+            continue
+        if fields and fields[0] not in (b"Z", b"X"):  # a zombie is dead already
+            table[int(name)] = (int(fields[1]), int(fields[2]))
+    return table
+
+
+def _descendants(table: dict[int, tuple[int, int]], root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _) in table.items():
+        children.setdefault(ppid, []).append(pid)
+    found, todo = [], list(children.get(root, []))
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(children.get(pid, []))
+    return sorted(found)
+
+
 class ChildProcess:
     """A forked child: its pid, an fd that polls readable once it exits, its exit code."""
 
@@ -192,6 +257,7 @@ class ChildProcess:
             pid = os.fork()
         if pid == 0:  # pragma: no cover -- the child never returns from here
             os.close(alive_read)
+            os.register_at_fork(after_in_child=lambda: os.close(alive_write))  # not for its forks
             os._exit(child.run_child(setup))
         os.close(alive_write)
         try:

@@ -363,8 +363,7 @@ class Runner:
 
     def _timed_out(self, slot: ChildHandle) -> None:
         timeout = self.timeout_of(next(iter(slot.inflight.values())))
-        slot.kill()
-        message = f"timed out after {timeout:g}s; its processes were killed"
+        message = f"timed out after {timeout:g}s; {slot.kill_tree().describe()}"
         self._redo(self._settle(slot, Event.TIMEOUT, message))
 
     def _redo(self, unstarted: list[Execution]) -> None:

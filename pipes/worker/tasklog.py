@@ -69,6 +69,10 @@ class Capture:
             os.dup2(self._fd, 1)
             os.dup2(self._fd, 2)
 
+    def worker_fds(self) -> list[int]:
+        """Descriptors of the worker's own (its stderr) that this capture holds."""
+        return [self._terminal] if self._terminal >= 0 else []
+
     def begin(self, key: str) -> int:
         """Start capturing one task's output; returns where its output starts in the file."""
         if self.log_dir is None:
