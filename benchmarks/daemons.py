@@ -123,9 +123,26 @@ def _stop(daemon: Daemon) -> None:
             daemon.proc.wait()
 
 
+def tree_pipesd_command(tree: Path) -> list[str]:
+    """This venv's python running pipesd from the checkout at `tree` (e.g. a git worktree of an
+    older commit): that tree goes first on sys.path, and the process refuses to start if
+    `pipes` still comes from elsewhere."""
+    code = (
+        "import sys; sys.path.insert(0, TREE); import pipes; "
+        "from pathlib import Path; "
+        "sys.exit(f'pipes imported from {pipes.__file__}, not from {TREE}') "
+        "if not Path(pipes.__file__).resolve().is_relative_to(Path(TREE).resolve()) else None; "
+        "from pipes.cli import pipesd_main; pipesd_main()"
+    ).replace("TREE", repr(str(tree)))
+    return [sys.executable, "-c", code]
+
+
 @contextlib.contextmanager
-def pipesd(log_level: str | None = None, base: str | None = None) -> Iterator[Daemon]:
-    """A fresh pipesd (the venv's console script) with its SQLite state in a temp dir."""
+def pipesd(
+    log_level: str | None = None, base: str | None = None, tree: Path | None = None
+) -> Iterator[Daemon]:
+    """A fresh pipesd (the venv's console script, or the checkout at `tree` run by this venv's
+    python) with its SQLite state in a temp dir."""
     with tempfile.TemporaryDirectory(prefix="pipes-bench-pipesd-", dir=base) as tmp:
         work = Path(tmp)
         (work / "pipesd.cfg").write_text(PIPES_CONFIG)
@@ -133,6 +150,8 @@ def pipesd(log_level: str | None = None, base: str | None = None) -> Iterator[Da
         command = [str(PIPESD)] if PIPESD.exists() else [
             sys.executable, "-c", "from pipes.cli import pipesd_main; pipesd_main()"
         ]  # fmt: skip
+        if tree is not None:
+            command = tree_pipesd_command(tree)
         argv = [
             *command,
             "--address", "127.0.0.1",

@@ -25,6 +25,12 @@ any of them needs a resource), so --blocked-share (default 0.5: half of N are be
 blocked tasks) sets how much of N luigi scans; 1.0 is its worst case. Luigi reference:
 ~81 ms at 20,000 and ~399 ms at 100,000.
 
+With --baseline-tree DIR, each size is also measured against a pipesd run from the checkout
+in DIR (e.g. `git worktree add /tmp/pipes-before <commit>`) by this venv's python, with the
+same client, workload and number of calls. Both daemons are filled first, then the timed
+calls alternate between them call by call, so the load of other processes on the machine
+falls on both alike; it prints both medians and the ratio after/before.
+
 Both daemons get worker_disconnect_delay = remove_delay = 1 day, so the filler workers, which
 never ping, keep their tasks during a fill that takes minutes.
 """
@@ -32,6 +38,7 @@ never ping, keep their tasks during a fill that takes minutes.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -102,55 +109,84 @@ def _progress(label: str, done: int, total: int, started: float) -> None:
 
 def measure_http(n: int, calls: int, share: float) -> dict:
     """Fill a fresh pipesd and time get_work over HTTP."""
+    return measure_http_trees(n, calls, share, [None])[0]
+
+
+def measure_http_trees(n: int, calls: int, share: float, trees: list[Path | None]) -> list[dict]:
+    """One fresh pipesd per tree (None: this tree's; else the checkout at that path), each
+    filled alike; then get_work over HTTP timed on them in turn, call by call, so that the
+    load of other processes falls on all of them alike. The client is this tree's
+    RemoteScheduler."""
     from pipes.rpc import RemoteScheduler
 
     stream = calls + WARMUP + LANES
-    with daemons.pipesd() as daemon:
-        remote = RemoteScheduler(daemon.url)
-        rss_before = daemon.rss()
-        started, added = time.perf_counter(), 0
-        last = started
-        for worker, tasks in regroup(n, stream, share):
-            remote.add_tasks(worker, tasks)
-            added += len(tasks)
-            if time.perf_counter() - last > 10:
-                last = time.perf_counter()
-                _progress(f"pipesd fill N={n:,}", added, n, started)
-        fill = time.perf_counter() - started
-        pending = remote.call("counts")
-        latencies, reports = _loop(
-            lambda: remote.get_work(BENCH, running=[]),
-            lambda tid: remote.add_task(BENCH, {"task_id": tid, "status": "DONE"}),
-            calls,
-        )
-        server = daemons.get_work_metrics(daemon)["mean"]
-        rss_after = daemon.rss()
-    return {
-        "fill_seconds": fill,
-        "added": added,
-        "counts": pending,
-        "latencies": latencies,
-        "reports": reports,
-        "server_mean": server,
-        "rss_before": rss_before,
-        "rss_after": rss_after,
-    }
+    with contextlib.ExitStack() as stack:
+        runs = []
+        for tree in trees:
+            daemon = stack.enter_context(daemons.pipesd(tree=tree))
+            remote = RemoteScheduler(daemon.url)
+            rss_before = daemon.rss()
+            started, added = time.perf_counter(), 0
+            last = started
+            for worker, tasks in regroup(n, stream, share):
+                remote.add_tasks(worker, tasks)
+                added += len(tasks)
+                if time.perf_counter() - last > 10:
+                    last = time.perf_counter()
+                    _progress(f"pipesd fill N={n:,}", added, n, started)
+            fill = time.perf_counter() - started
+            runs.append(
+                {
+                    "daemon": daemon,
+                    "remote": remote,
+                    "fill_seconds": fill,
+                    "added": added,
+                    "counts": remote.call("counts"),
+                    "rss_before": rss_before,
+                    "latencies": [],
+                    "reports": [],
+                }
+            )
+        for k in range(WARMUP + calls):
+            for run in runs:
+                remote = run["remote"]
+                latency, report = _step(
+                    k,
+                    lambda remote=remote: remote.get_work(BENCH, running=[]),
+                    lambda tid, remote=remote: remote.add_task(
+                        BENCH, {"task_id": tid, "status": "DONE"}
+                    ),
+                )
+                if k >= WARMUP:
+                    run["latencies"].append(latency)
+                    run["reports"].append(report)
+        for run in runs:
+            daemon = run.pop("daemon")
+            run.pop("remote")
+            run["server_mean"] = daemons.get_work_metrics(daemon)["mean"]
+            run["rss_after"] = daemon.rss()
+    return runs
+
+
+def _step(k: int, get_work, report) -> tuple[float, float]:
+    """One timed get_work and one timed DONE report: (get_work seconds, report seconds)."""
+    t0 = time.perf_counter()
+    work = get_work()
+    t1 = time.perf_counter()
+    if work is None or not work["task_id"].startswith("Stream_"):
+        raise SystemExit(f"get_work call {k} handed out {work!r}, expected a Stream task")
+    t2 = time.perf_counter()
+    report(work["task_id"])
+    return t1 - t0, time.perf_counter() - t2
 
 
 def _loop(get_work, report, calls: int) -> tuple[list[float], list[float]]:
     latencies, reports = [], []
     for k in range(WARMUP + calls):
-        t0 = time.perf_counter()
-        work = get_work()
-        t1 = time.perf_counter()
-        if work is None or not work["task_id"].startswith("Stream_"):
-            raise SystemExit(f"get_work call {k} handed out {work!r}, expected a Stream task")
-        t2 = time.perf_counter()
-        report(work["task_id"])
-        t3 = time.perf_counter()
+        latency, spent = _step(k, get_work, report)
         if k >= WARMUP:
-            latencies.append(t1 - t0)
-            reports.append(t3 - t2)
+            latencies.append(latency)
+            reports.append(spent)
     return latencies, reports
 
 
@@ -257,6 +293,24 @@ def measure_luigi(n: int, calls: int, budget: float, share: float) -> dict:
     return result
 
 
+def _print_baseline(tree: Path, result: dict, after: float) -> None:
+    """The baseline checkout's figures and the before/after ratio of the medians."""
+    before = daemons.summary(result["latencies"])[0]
+    print(
+        f"  baseline pipesd ({tree}) fill: {result['added']:,} tasks in "
+        f"{result['fill_seconds']:.1f} s; RSS {result['rss_before'] / 2**20:.0f} -> "
+        f"{result['rss_after'] / 2**20:.0f} MiB"
+    )
+    print("  " + _line("baseline HTTP get_work", result["latencies"]))
+    if result["server_mean"] is not None:
+        print("    of which inside pipesd (mean): " + daemons.fmt_time(result["server_mean"]))
+    print("  " + _line("baseline HTTP add_task DONE report", result["reports"]))
+    print(
+        f"  get_work median: before {daemons.fmt_time(before)}, after {daemons.fmt_time(after)}, "
+        f"ratio after/before = {after / before:.2f}"
+    )
+
+
 # ----- output -----------------------------------------------------------------------------------
 
 
@@ -285,12 +339,20 @@ def main() -> None:
         help="share of the filler that is bench's own blocked tasks (the rest: other workers')",
     )
     parser.add_argument("--no-in-process", action="store_true")
+    parser.add_argument(
+        "--baseline-tree",
+        type=Path,
+        help="also time get_work over HTTP on a pipesd run from this checkout (before/after)",
+    )
     args = parser.parse_args()
+    if args.baseline_tree is not None and not (args.baseline_tree / "pipes" / "cli.py").is_file():
+        parser.error(f"--baseline-tree {args.baseline_tree}: no pipes/cli.py there")
 
     http_medians: dict[int, float] = {}
     for n in args.pending:
         print(f"N = {n:,} pending tasks")
-        result = measure_http(n, args.calls, args.blocked_share)
+        trees = [None] if args.baseline_tree is None else [None, args.baseline_tree]
+        result, *baseline = measure_http_trees(n, args.calls, args.blocked_share, trees)
         counts = {k: v for k, v in result["counts"].items() if v}
         print(
             f"  pipesd fill: {result['added']:,} tasks in {result['fill_seconds']:.1f} s "
@@ -310,6 +372,8 @@ def main() -> None:
             "  "
             + _line("pipes HTTP add_task DONE report (untimed in the above)", result["reports"])
         )
+        if baseline:
+            _print_baseline(args.baseline_tree, baseline[0], median)
         if not args.no_in_process:
             local = measure_in_process(n, args.calls, args.blocked_share)
             median = daemons.summary(local["latencies"])[0]
