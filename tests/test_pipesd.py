@@ -347,7 +347,8 @@ def _chunked_post(port: int, path: str, pieces) -> Reply:
     """POST with Transfer-Encoding: chunked (no Content-Length for the server to check)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
-        conn.request("POST", path, body=iter(pieces), encode_chunked=True)
+        headers = {"Content-Type": "application/json"}
+        conn.request("POST", path, body=iter(pieces), headers=headers, encode_chunked=True)
         response = conn.getresponse()
         return Reply(response.status, response.read(), dict(response.getheaders()))
     finally:
@@ -493,7 +494,8 @@ def _corrupt_row(path: Path) -> None:
     try:
         wait_for(lambda: _answers(port), timeout=20, what="pipesd to start")
         body = json.dumps({"worker": "w", "tasks": [{"task_id": "T"}]}).encode()
-        assert http_request(port, "POST", "/api/v1/add_tasks", body).status == 200
+        headers = {"Content-Type": "application/json"}
+        assert http_request(port, "POST", "/api/v1/add_tasks", body, headers).status == 200
     finally:
         proc.terminate()
         proc.wait(10)

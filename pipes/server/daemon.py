@@ -11,16 +11,22 @@ import socket
 import time
 from dataclasses import dataclass
 
-import tornado.httpserver
 import tornado.ioloop
 import tornado.netutil
+import tornado.web
 
-from pipes.exceptions import UsageError
+from pipes.exceptions import StoreError, UsageError
 from pipes.scheduler.core import Scheduler
 from pipes.scheduler.model import Policy
 from pipes.scheduler.service import Service
 from pipes.scheduler.store import SqliteStore
 from pipes.server.app import ServerOptions, make_app
+from pipes.server.listener import (
+    CappedHTTPServer,
+    connection_budget,
+    install_log_limits,
+    raise_fd_limit,
+)
 
 logger = logging.getLogger("pipes.server")
 
@@ -42,11 +48,16 @@ def open_service(
     """Open the journal and rebuild the scheduler from it (StoreError if it can't)."""
     store = SqliteStore(options.state_path)
     store.open(reset=options.reset_state)
-    records, settings = store.load()
-    core = Scheduler(policy, resources)
-    core.restore(records, settings, time.time())
+
+    def restored() -> Scheduler:
+        records, settings = store.load()
+        core = Scheduler(policy, resources)
+        core.restore(records, settings, time.time())
+        return core
+
+    core = restored()
     gc.freeze()  # restored records live on: keep the collector from rescanning them
-    return Service(core, store, time.time), store
+    return Service(core, store, time.time, rebuild=restored), store
 
 
 def bind(options: DaemonOptions) -> list[socket.socket]:
@@ -66,8 +77,7 @@ async def serve(
 ) -> None:
     """Serve the API until SIGTERM or SIGINT, pruning workers and history periodically."""
     app = make_app(service, server_options)
-    # RPCHandler enforces the real body limit itself, so clients get a JSON 413.
-    server = tornado.httpserver.HTTPServer(app, max_body_size=2**40)
+    server = http_server(app, server_options)
     server.add_sockets(sockets)
     port = sockets[0].getsockname()[1]
     logger.info("pipesd %d listening on http://%s:%d", os.getpid(), options.address, port)
@@ -86,10 +96,28 @@ async def serve(
     server.stop()
 
 
+def http_server(app: tornado.web.Application, options: ServerOptions) -> CappedHTTPServer:
+    """The HTTP server: bounded connections, header/idle/body timeouts, no spin on EMFILE."""
+    install_log_limits()
+    budget = connection_budget(options.max_connections, raise_fd_limit())
+    return CappedHTTPServer(
+        app,
+        # RPCHandler enforces the real limit itself, so clients get a JSON 413; bodies far
+        # beyond it are cut off here instead of being read to the end.
+        max_body_size=4 * options.max_body_bytes,
+        idle_connection_timeout=options.idle_timeout,
+        body_timeout=options.body_timeout,
+        max_connections=budget,
+        header_timeout=options.header_timeout,
+    )
+
+
 def _housekeeping(service: Service, options: DaemonOptions) -> None:
     try:
         service.call("prune", {})
         service.store.prune_history(time.time() - options.history_days * 86400)
+    except StoreError as err:  # one line: the same failure would repeat every round
+        logger.warning("housekeeping not done, will try again: %s", err)
     except Exception:  # keep serving: the next round tries again
         logger.exception("housekeeping failed; will try again")
 
