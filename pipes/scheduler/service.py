@@ -168,37 +168,38 @@ class Service:
         if self._stale:
             self._rebuild()
         if spec.writes and self.store_error is not None:
-            self._probe()
+            self._probe(method)
         try:
             result = spec.handler(**args)
             self.store.commit(self.core.take_changes())
         except StoreError as err:
-            self._roll_back(f"{method}: {err}")
+            self._roll_back(f"{method} not applied: {err}", str(err))
             raise StoreUnavailable(f"{method} not applied: {err}") from err
         except BaseException:
             if self.rebuild is not None and self.core.has_changes():
-                self._roll_back(f"{method} raised after changing state")
+                self._roll_back(f"{method} raised after changing state", self.store_error)
             raise
         if spec.writes:
             self.store_error = None
         return result if isinstance(result, dict) else {}
 
-    def _probe(self) -> None:
+    def _probe(self, method: str) -> None:
         """Let a write through only if the journal takes one now (tried once a second)."""
         now = self.clock()
-        if now < self._next_probe:
-            raise StoreUnavailable(f"state journal refuses writes: {self.store_error}")
-        self._next_probe = now + PROBE_INTERVAL
-        try:
-            self.store.probe()
-        except StoreError as err:
-            self.store_error = str(err)
-            raise StoreUnavailable(f"state journal refuses writes: {err}") from err
+        if now >= self._next_probe:
+            self._next_probe = now + PROBE_INTERVAL
+            try:
+                self.store.probe()
+            except StoreError as err:
+                self.store_error = str(err)
+            else:
+                return
+        raise StoreUnavailable(f"{method} not applied: {self.store_error}")
 
-    def _roll_back(self, why: str) -> None:
+    def _roll_back(self, why: str, store_error: str | None) -> None:
         """Serve only what the journal holds: rebuild the core from it (the restart path)."""
         self.core.take_changes()  # never commit them later
-        self.store_error = why
+        self.store_error = store_error
         self._next_probe = self.clock() + PROBE_INTERVAL
         logger.error("%s; rebuilding the scheduler from the journal", why)
         self._stale = True
