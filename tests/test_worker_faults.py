@@ -1,4 +1,4 @@
-"""Worker faults: a daemon answering 5xx, hung complete() checks, SIGTERM, stray processes, bad bytes.
+"""Worker faults: 5xx answers, hung complete() checks, SIGTERM, stray processes, bad bytes.
 
 Each test runs the real `pipes` command (and, where the fault involves it, a real `pipesd`)
 in a subprocess, with its task module written to tmp_path.
@@ -196,7 +196,8 @@ def test_worker_gives_up_with_exit_8_when_5xx_lasts_past_rpc_retry_seconds(
     tmp_path, pipesd, flaky
 ):
     write(tmp_path, "flow.py", SMALL_FLOW)
-    write(tmp_path, "pipes.cfg", FAST_CONFIG.replace("rpc_retry_seconds = 40", "rpc_retry_seconds = 1"))
+    config = FAST_CONFIG.replace("rpc_retry_seconds = 40", "rpc_retry_seconds = 1")
+    write(tmp_path, "pipes.cfg", config)
     proxy = flaky(failures=10_000)
     url = f"http://127.0.0.1:{proxy.server_address[1]}"
     proc = start_pipes(tmp_path, "--module", "flow", "Root", "--scheduler-url", url)
@@ -531,3 +532,48 @@ def test_timeout_message_names_the_stray_that_left_the_group_and_it_holds_no_sch
     finally:
         if stray is not None and pid_alive(stray):
             os.kill(stray, signal.SIGKILL)
+
+
+# ----- undecodable bytes in what a task prints -------------------------------------------------
+
+LATIN1_NAMES = """
+    import os
+    import sys
+
+    import pipes
+
+
+    class PrintsLatin1(pipes.Task):
+        def output(self):
+            return pipes.LocalTarget("out/never")
+
+        def run(self):
+            name = os.fsdecode(b"caf\\xe9")  # under LC_ALL=C: 'caf\\udce9'
+            os.write(1, b"raw caf\\xe9\\n")
+            print("printed", name)
+            sys.stdout.flush()
+            self.set_status_message(f"reading {name}")
+            raise RuntimeError(f"cannot parse {name}")
+"""
+
+
+@pytest.mark.parametrize("in_child", [False, True], ids=["in-process", "child"])
+def test_undecodable_bytes_a_task_prints_reach_task_detail_replaced_under_lc_all_c(
+    tmp_path, pipesd, start_worker, in_child
+):
+    write(tmp_path, "latin1.py", LATIN1_NAMES)
+    write(tmp_path, "pipes.cfg", FAST_CONFIG + f"force_multiprocessing = {in_child}\n")
+    env = {"LC_ALL": "C", "LANG": "C"}
+    worker = start_worker("PrintsLatin1", url=pipesd.url, module="latin1", env=env)
+    assert worker.wait(60) == ExitCode.TASK_FAILED, worker.stderr
+    [task] = pipesd.call("task_list")["tasks"]
+    assert task["status"] == "FAILED", task
+    detail = pipesd.call("task_detail", task_id=task["task_id"])
+    log = detail["log"]
+    assert "printed caf\ufffd" in log, log
+    if in_child:  # raw bytes on fd 1 are only seen from a child
+        assert "raw caf\ufffd" in log, log
+    assert "cannot parse caf\ufffd" in detail["error"]
+    assert detail["status_message"] == "reading caf\ufffd"
+    for text in (log, detail["error"], detail["status_message"]):
+        assert not any("\ud800" <= ch <= "\udfff" for ch in text)

@@ -10,12 +10,27 @@ from __future__ import annotations
 import collections
 import contextlib
 import logging
+import re
 import sys
 from collections.abc import Iterator
 from typing import Any, TextIO
 
 TAIL_CHARS = 16 * 1024
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def valid_text(text: str) -> str:
+    """text with each lone surrogate replaced by U+FFFD, so it encodes as UTF-8.
+
+    Undecodable bytes (a Latin-1 file name under LC_ALL=C) reach Python strings as lone
+    surrogates (surrogateescape); the scheduler must get text, so they become U+FFFD.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", text)
+    return text
 
 
 class Tail:
@@ -37,7 +52,8 @@ class Tail:
 
     def text(self) -> str | None:
         """What was kept, starting at a line start when the cut fell mid-line; None if empty."""
-        return last_lines("".join(self._chunks), self.limit)
+        text = last_lines("".join(self._chunks), self.limit)
+        return valid_text(text) if text is not None else None
 
 
 def last_lines(text: str, limit: int) -> str | None:

@@ -16,6 +16,7 @@ from pipes.event import Event
 from pipes.exceptions import CompletionTimeout, PipesError
 from pipes.scheduler.model import Status
 from pipes.task import Task, flatten, is_external
+from pipes.worker.capture import valid_text
 from pipes.worker.completion import CompletionChecker
 
 logger = logging.getLogger("pipes.worker")
@@ -121,7 +122,8 @@ def _visit(task: Task, result: WalkResult, checker: CompletionChecker) -> list[T
         logger.error("cannot schedule %s: %s", task, err, exc_info=not isinstance(err, PipesError))
         # A timeout has no useful traceback (the check still hangs elsewhere): its one line says it
         timed_out = isinstance(err, CompletionTimeout)
-        result.broken[task.task_id] = str(err) if timed_out else traceback.format_exc()
+        text = str(err) if timed_out else traceback.format_exc()
+        result.broken[task.task_id] = valid_text(text)
         spec = task_spec(task, Status.UNKNOWN, [])
         spec["error"] = result.broken[task.task_id]
         result.specs.append(spec)

@@ -20,6 +20,7 @@ from pipes.scheduler.api import SchedulerAPI
 from pipes.task import Task
 from pipes.task_register import get_task_cls
 from pipes.worker import child
+from pipes.worker.capture import valid_text
 from pipes.worker.completion import CompletionChecker
 from pipes.worker.execute import Execution, Outcome
 from pipes.worker.keepalive import KeepAlive
@@ -110,7 +111,7 @@ class Worker:
         """Take work until none is left (or SIGUSR1 asks to finish), pinging meanwhile."""
         self.scheduler.add_worker(self.worker_id, self.info())
         child.known_tasks = self.graph.tasks  # what children forked from now on can look up
-        runner = Runner(self.options.runner, self.scheduler.set_task_field)
+        runner = Runner(self.options.runner, self._set_field)
         self._runner = runner
         pinger = KeepAlive(self.scheduler, self.worker_id, self.info(), self.options.ping_interval)
         pinger.start()
@@ -231,7 +232,7 @@ class Worker:
                 task = _combined(task, work["batch"]["params"])
         except Exception as err:  # e.g. an assistant without the task's module
             logger.error("cannot load task %s: %s", work["task_id"], err)
-            error = f"worker {self.worker_id} cannot load this task: {err}"
+            error = valid_text(f"worker {self.worker_id} cannot load this task: {err}")
             self._reports.extend(
                 {"task_id": m, "status": "FAILED", "error": error} for m in members
             )
@@ -253,9 +254,15 @@ class Worker:
 
     def _reporter(self, task_id: str) -> Any:
         def report(field: str, value: Any) -> None:
-            self.scheduler.set_task_field(task_id, field, value)
+            self._set_field(task_id, field, value)
 
         return report
+
+    def _set_field(self, task_id: str, name: str, value: Any) -> None:
+        """set_task_field, with text made valid UTF-8 (a task may pass undecodable names)."""
+        if isinstance(value, str):
+            value = valid_text(value)
+        self.scheduler.set_task_field(task_id, name, value)
 
     def _report(self, execution: Execution, outcome: Outcome) -> None:
         if outcome.status == "SUSPENDED":
@@ -274,13 +281,13 @@ class Worker:
             self.ran[member] = outcome
             spec = {"task_id": member, "status": outcome.status}
             if outcome.status == "FAILED" and outcome.error:
-                spec["error"] = outcome.error
+                spec["error"] = valid_text(outcome.error)
             if outcome.log_tail is not None:
-                spec["log_tail"] = outcome.log_tail
+                spec["log_tail"] = valid_text(outcome.log_tail)
             specs.append(spec)
         self._reports.extend(specs)
         if outcome.status == "DONE" and outcome.error:  # the text on_success() returned
-            self.scheduler.set_task_field(execution.members[0], "status_message", outcome.error)
+            self._set_field(execution.members[0], "status_message", outcome.error)
 
     def _suspend(self, execution: Execution, outcome: Outcome) -> None:
         """Schedule the dynamic dependencies, then put the task back to wait on them."""
