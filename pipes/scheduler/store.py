@@ -52,6 +52,9 @@ CREATE TABLE IF NOT EXISTS logs (task_id TEXT PRIMARY KEY, tail TEXT NOT NULL);
 """
 
 
+_RECORD_DECODER = json.JSONDecoder(parse_constant=lambda _: None)  # one, not one per record
+
+
 def record_to_json(task: TaskRecord) -> str:
     """The persistent fields of a record (derived ones are rebuilt by restore)."""
     data: dict[str, Any] = {name: getattr(task, name) for name in _FIELDS}
@@ -64,7 +67,7 @@ def record_to_json(task: TaskRecord) -> str:
 
 def record_from_json(task_id: str, text: str) -> TaskRecord:
     """The inverse of record_to_json; an infinite number an older pipesd let in loads as None."""
-    data = json.loads(text, parse_constant=lambda _: None)
+    data = _RECORD_DECODER.decode(text)
     task = TaskRecord(task_id, known=True)
     for name in _FIELDS:
         setattr(task, name, data[name])
