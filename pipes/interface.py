@@ -70,7 +70,11 @@ def execute(
             if outcome.status == "FAILED"
         },
     }
-    result.reasons = _not_run_reasons(scheduler, result)
+    if worker.stopping:  # SIGUSR1: what did not start was left on purpose
+        reason = "not started (SIGUSR1: finishing up)"
+        result.reasons = {t.task_id: reason for t in result.not_run}
+    else:
+        result.reasons = _not_run_reasons(scheduler, result)
     _stop_worker(scheduler, worker.worker_id)
     return result
 
