@@ -204,7 +204,9 @@ def _clock(word: str, when: float | None, now: float) -> str:
         return ""
     minutes = max(1, round((when - now) / 60))
     ahead = f"{minutes} min" if minutes < 90 else f"{round(minutes / 60)} h"
-    return f" {word} {time.strftime('%H:%M:%S', time.localtime(when))} (in {ahead})"
+    same_day = time.localtime(when)[:3] == time.localtime(now)[:3]
+    shown = time.strftime("%H:%M:%S" if same_day else "%Y-%m-%d %H:%M:%S", time.localtime(when))
+    return f" {word} {shown} (in {ahead})"
 
 
 def classify(graph: WalkResult, ran: dict[str, str]) -> dict[str, Outcome]:

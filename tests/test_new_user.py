@@ -121,7 +121,8 @@ def test_rerun_of_still_broken_task_runs_once_per_invocation_until_disabled(
     assert disabled.returncode == ExitCode.NOT_RUN, disabled.stderr
     assert runs(fragile) == 2  # DISABLED blocks even an explicit re-run
     assert re.search(
-        r"\* 1 not run\n    - Fragile\(inputs=1\): disabled after 2 failures until \d\d:\d\d:\d\d "
+        r"\* 1 not run\n    - Fragile\(inputs=1\): disabled after 2 failures until "
+        r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d "
         r"\(in 24 h\); re-enable it with the status page's Re-enable button or the "
         r"re_enable_task API call\n",
         disabled.stdout,
