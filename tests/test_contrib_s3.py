@@ -15,12 +15,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from pipes.contrib.s3 import S3Client, S3FlagTarget, S3Target
 from pipesd_fixtures import *  # noqa: F403 -- the fixtures: pipesd, start_worker
 from pipesd_fixtures import WORKER_CONFIG, run_counts
 from remote_fixtures import *  # noqa: F403 -- the fixtures: s3_server, hdfs_server
 from remote_fixtures import S3Server
 
-from pipes.contrib.s3 import S3Client, S3FlagTarget, S3Target
 from pipes.exceptions import (
     FileAlreadyExists,
     TargetError,
@@ -32,9 +32,7 @@ from pipes.format import Bzip2, Gzip, Nop
 
 
 def make_client(server: S3Server, **options) -> S3Client:
-    return S3Client(
-        server.access_key, server.secret_key, endpoint_url=server.url, **options
-    )
+    return S3Client(server.access_key, server.secret_key, endpoint_url=server.url, **options)
 
 
 @pytest.fixture
@@ -158,7 +156,7 @@ def test_s3_import_without_boto3_gives_one_line_error_naming_the_extra():
     assert "MissingExtra" in done.stderr and "pip install pipes[s3]" in done.stderr
 
 
-PIPELINE = '''
+PIPELINE = """
 import os
 
 import pipes
@@ -225,7 +223,7 @@ class Good(pipes.WrapperTask):
 class Bad(pipes.WrapperTask):
     def requires(self):
         return [Upper("bad-hdfs"), Upper("bad-s3")]
-'''
+"""
 
 
 def test_pipeline_local_hdfs_s3_runs_once_reruns_nothing_and_fails_cleanly(

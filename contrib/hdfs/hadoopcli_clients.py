@@ -81,9 +81,14 @@ class HdfsClient(HdfsFileSystem):
         }
 
     def _ls(self, path: str, *flags: str) -> list[str]:
-        lines = self.call("list", path, "-ls", *flags, path).splitlines()
         # Lines are "perms repl owner group size date time path"; "Found N items" is a header.
-        return [line.split(None, 7)[7] for line in lines if len(line.split(None, 7)) == 8]
+        return [entry for entry, _ in self._ls_typed(path, *flags)]
+
+    def _ls_typed(self, path: str, *flags: str) -> list[tuple[str, bool]]:
+        """(path, is_directory) for each entry of ``hadoop fs -ls``."""
+        lines = self.call("list", path, "-ls", *flags, path).splitlines()
+        rows = [line.split(None, 7) for line in lines]
+        return [(row[7], row[0].startswith("d")) for row in rows if len(row) == 8]
 
     def names_in(self, directory: str) -> set[str] | None:
         try:
@@ -92,7 +97,9 @@ class HdfsClient(HdfsFileSystem):
             return None
 
     def listdir(self, path: str, recursive: bool = False) -> Iterator[str]:
-        return iter(self._ls(path, "-R") if recursive else self._ls(path))
+        if not recursive:
+            return iter(self._ls(path))
+        return iter(sorted(p for p, d in self._ls_typed(path, "-R") if not d))
 
     def count(self, path: str) -> dict[str, int]:
         """luigi's count: ``content_size``, ``dir_count`` and ``file_count`` under ``path``."""

@@ -107,7 +107,7 @@ class WebHdfsClient(HdfsFileSystem):
             names = self._call("list", path, lambda: self.client.list(base))
             return iter([posixpath.join(base, name) for name in names])
         walked = self._call("list", path, lambda: list(self.client.walk(base)))
-        return iter([posixpath.join(d, f) for d, _, files in walked for f in files])
+        return iter(sorted(posixpath.join(d, f) for d, _, files in walked for f in files))
 
     def count(self, path: str) -> dict[str, int]:
         """luigi's count: ``content_size``, ``dir_count`` and ``file_count`` under ``path``."""
