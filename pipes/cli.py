@@ -81,7 +81,8 @@ def _global_parser(add_help: bool) -> _Parser:
         action="store_true",
         help="with no TASK: run any task the scheduler has, until stopped",
     )
-    group.add_argument("--version", action="version", version=f"pipes {package_version()}")
+    version = f"pipes {package_version()}"
+    group.add_argument("--version", action="version", version=version, help="print the version")
     if add_help:
         group.add_argument(
             "-h", "--help", action="store_true", help="show this help (with a task: its parameters)"
