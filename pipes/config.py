@@ -301,7 +301,9 @@ KNOWN_OPTIONS: dict[str, frozenset[str]] = {
         }
     ),
 }
-OPEN_SECTIONS = frozenset({"resources"})  # any option name is a resource
+# [resources]: any option name is a resource. The pipes.contrib sections are checked by
+# contrib itself, and pipes may run without contrib loaded.
+OPEN_SECTIONS = frozenset({"resources", "hdfs", "webhdfs", "hadoop", "s3"})
 # Sections Luigi reads that pipes deliberately does not: a Luigi shop's config keeps them,
 # so they get one INFO line in all, not a warning each.
 LUIGI_SECTIONS = frozenset(
@@ -314,8 +316,6 @@ LUIGI_SECTIONS = frozenset(
         "elasticsearch",
         "email",
         "execution_summary",
-        "hadoop",
-        "hdfs",
         "hive",
         "kubernetes",
         "logging",
@@ -326,14 +326,12 @@ LUIGI_SECTIONS = frozenset(
         "prometheus",
         "redshift",
         "retcode",
-        "s3",
         "scalding",
         "sendgrid",
         "sge",
         "smtp",
         "spark",
         "task_history",
-        "webhdfs",
     }
 )
 LUIGI_OPTION_HINTS = {  # Luigi's spelling of an option pipes reads under another name
