@@ -57,7 +57,11 @@ def host_allowed(host: str, allowed: frozenset[str]) -> bool:
 
 
 def same_origin(origin: str, host: str) -> bool:
-    """True when an Origin header names the host:port the request was sent to."""
+    """True when an Origin header names the host (and port) the request was sent to.
+
+    A Host without a port (behind a TLS-terminating proxy, say) matches the default port of
+    the Origin's scheme.
+    """
     parts = urllib.parse.urlsplit(origin.strip().lower())
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return False  # "null" (sandboxed frames, file:) and anything odd
@@ -67,7 +71,7 @@ def same_origin(origin: str, host: str) -> bool:
         origin_port = parts.port or default
     except ValueError:
         return False
-    return (parts.hostname.rstrip("."), origin_port) == (name, port or 80)
+    return (parts.hostname.rstrip("."), origin_port) == (name, port or default)
 
 
 def is_json_type(content_type: str) -> bool:
