@@ -61,7 +61,8 @@ def execute(
     worker.add(roots)
     worker.run()
     ran = {task_id: outcome.status for task_id, outcome in worker.ran.items()}
-    result = RunResult(roots, classify(worker.graph, ran), dict(worker.graph.tasks))
+    outcomes = classify(worker.graph, ran, worker.complete_now)
+    result = RunResult(roots, outcomes, dict(worker.graph.tasks))
     result.errors = {
         **worker.graph.broken,
         **{
