@@ -514,9 +514,13 @@ class _KeepOpen(io.RawIOBase):
         return self._file.write(data)
 
 
+_DEFAULT_CLIENTS: dict[S3Client, S3Client] = {}
+
+
 def get_default_client() -> S3Client:
-    """The client made from ``[s3]`` (equal settings give equal clients)."""
-    return S3Client()
+    """The client made from ``[s3]``, one per distinct settings (boto3 clients are costly)."""
+    client = S3Client()
+    return _DEFAULT_CLIENTS.setdefault(client, client)
 
 
 class S3Target(FileSystemTarget):
