@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -209,11 +210,15 @@ def _clock(word: str, when: float | None, now: float) -> str:
     return f" {word} {shown} (in {ahead})"
 
 
-def classify(graph: WalkResult, ran: dict[str, str]) -> dict[str, Outcome]:
+def classify(
+    graph: WalkResult, ran: dict[str, str], complete_now: Callable[[Task], bool] | None = None
+) -> dict[str, Outcome]:
     """Each walked task's outcome; `ran` maps task id to 'DONE' or 'FAILED'.
 
-    A task this worker did not run but that is complete now was run by another worker.
+    A task this worker did not run but that is complete now was run by another worker;
+    `complete_now` asks that (the worker's checker, whose checks time out), else complete().
     """
+    complete_now = complete_now or _complete_now
     outcomes: dict[str, Outcome] = {}
     for task_id in graph.tasks:
         if task_id in graph.complete:
@@ -224,7 +229,7 @@ def classify(graph: WalkResult, ran: dict[str, str]) -> dict[str, Outcome]:
             outcomes[task_id] = Outcome.MISSING_EXTERNAL
         elif task_id in ran:
             outcomes[task_id] = Outcome.RAN if ran[task_id] == "DONE" else Outcome.FAILED
-        elif _complete_now(graph.tasks[task_id]):
+        elif complete_now(graph.tasks[task_id]):
             outcomes[task_id] = Outcome.DONE_ELSEWHERE
     for task_id in graph.tasks:
         _blocked_reason(task_id, graph, outcomes)

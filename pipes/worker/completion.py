@@ -52,6 +52,7 @@ class CompletionChecker:
         self.timeout = timeout
         self._known: dict[str, bool | BaseException] = {}
         self._deps: dict[str, list[Task]] = {}
+        self._hung: dict[str, CompletionTimeout] = {}  # never asked again: the check still runs
 
     def deps(self, task: Task) -> list[Task]:
         """task.deps(), asked once per task per walk (requires() may be costly)."""
@@ -70,15 +71,26 @@ class CompletionChecker:
         return answer
 
     def _compute(self, task: Task) -> bool | BaseException:
+        if _default_complete(task):  # outputs' existence: checked here, as in _prefetch_outputs
+            self._known[task.task_id] = answer = _answer(task)
+            return answer
         if not _wrapper_complete(task):
             self._check_all([task])
             return self._known[task.task_id]
         try:
-            answer: bool | BaseException = all(self.complete(dep) for dep in self.deps(task))
+            deps = self.deps(task)
         except Exception as err:
-            answer = err
+            self._known[task.task_id] = err
+            return err
+        # A requirement whose check failed makes the wrapper incomplete, not broken: the walk
+        # then visits that requirement, which reports its own error, and runs the others.
+        answer = all(self._compute_known(dep) is True for dep in deps)
         self._known[task.task_id] = answer
         return answer
+
+    def _compute_known(self, task: Task) -> bool | BaseException:
+        answer = self._known.get(task.task_id)
+        return self._compute(task) if answer is None else answer
 
     def prefetch(self, tasks: Iterable[Task]) -> None:
         """Work out completeness of many tasks together (errors are kept per task)."""
@@ -134,8 +146,14 @@ class CompletionChecker:
 
     def _check_all(self, tasks: list[Task]) -> None:
         """Answer each task's complete() on daemon threads, at most `concurrency` at once."""
-        checks = _Checks(tasks, self.timeout)
-        self._known.update(checks.run(max(1, self.concurrency)))
+        hung = [task for task in tasks if task.task_id in self._hung]
+        for task in hung:
+            self._known[task.task_id] = self._hung[task.task_id]
+        checks = _Checks([task for task in tasks if task.task_id not in self._hung], self.timeout)
+        for task_id, answer in checks.run(max(1, self.concurrency)).items():
+            self._known[task_id] = answer
+            if isinstance(answer, CompletionTimeout):
+                self._hung[task_id] = answer
 
     def forget_negatives(self) -> None:
         """Drop 'incomplete' answers (and errors): they may change once tasks run."""
