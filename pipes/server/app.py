@@ -51,7 +51,8 @@ class ServerOptions:
     allowed_hosts: frozenset[str] = frozenset()  # names besides localhost and IP literals
     max_connections: int = 1000
     header_timeout: float = 10.0  # seconds for a new connection to send its first headers
-    idle_timeout: float = 300.0  # seconds a kept-alive connection may wait between requests
+    # A worker's connection idles while its task runs; past the cap, idle ones are closed anyway.
+    idle_timeout: float = 3600.0  # seconds a kept-alive connection may wait between requests
     body_timeout: float = 60.0  # seconds to send a body once its headers are in
 
 
@@ -124,8 +125,7 @@ class RPCHandler(_JSONHandler):
             result = self.service.call(method, body)
         except BadRequest as err:
             raise tornado.web.HTTPError(400, "%s", err) from None
-        except StoreUnavailable as err:
-            logger.warning("%s not done, the state file takes no writes: %s", method, err)
+        except StoreUnavailable as err:  # the service logged why, once; each call logs a line
             raise tornado.web.HTTPError(503, "%s", err) from None
         seconds = time.perf_counter() - started
         self.calls.observe(method, seconds)
@@ -237,9 +237,13 @@ def make_app(service: Service, options: ServerOptions) -> tornado.web.Applicatio
 
 
 def _log_request(handler: tornado.web.RequestHandler) -> None:
-    """Successful calls at DEBUG (workers poll a lot), client errors WARNING, others ERROR."""
+    """Successful calls at DEBUG (workers poll a lot), client errors and 503 WARNING, others ERROR.
+
+    A 503 is the journal refusing writes (or the connection cap), not a bug: no traceback.
+    """
     status = handler.get_status()
-    level = logging.DEBUG if status < 400 else logging.WARNING if status < 500 else logging.ERROR
+    warn = status < 500 or status == 503
+    level = logging.DEBUG if status < 400 else logging.WARNING if warn else logging.ERROR
     request = handler.request
     logger.log(
         level, "%d %s %s %.2fms", status, request.method, request.uri, 1000 * request.request_time()
