@@ -577,3 +577,40 @@ def test_undecodable_bytes_a_task_prints_reach_task_detail_replaced_under_lc_all
     assert detail["status_message"] == "reading caf\ufffd"
     for text in (log, detail["error"], detail["status_message"]):
         assert not any("\ud800" <= ch <= "\udfff" for ch in text)
+
+
+TIMES_OUT_WRITING = """
+    import os
+    import subprocess
+    import time
+    from pathlib import Path
+
+    import pipes
+
+
+    class TimesOut(pipes.Task):
+        worker_timeout = 1
+
+        def output(self):
+            return pipes.LocalTarget("out/result.txt")
+
+        def run(self):
+            stubborn = subprocess.Popen(["sh", "-c", "trap '' TERM; exec sleep 1000"])
+            Path("stubborn.pid").write_text(str(stubborn.pid))
+            with self.output().open("w") as f:
+                f.write("half")
+                f.flush()
+                time.sleep(60)
+"""
+
+
+def test_timeout_removes_the_tasks_temporary_file_and_kills_what_ignores_sigterm(tmp_path):
+    write(tmp_path, "timesout.py", TIMES_OUT_WRITING)
+    proc = start_pipes(tmp_path, "--module", "timesout", "TimesOut", "--local-scheduler")
+    code = finish(proc, 30)
+    stdout, stderr = output(tmp_path)
+    assert code == ExitCode.TASK_FAILED, stderr
+    assert "- TimesOut(): timed out after 1s; killed process group " in stdout
+    assert list((tmp_path / "out").iterdir()) == []  # the task unwound on SIGTERM
+    stubborn = int((tmp_path / "stubborn.pid").read_text())
+    wait_for(lambda: not pid_alive(stubborn), 5, "the process that ignores SIGTERM to die")

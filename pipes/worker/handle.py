@@ -6,6 +6,7 @@ counters (channel.py), and which executions it holds under which sequence number
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import signal
@@ -18,6 +19,8 @@ from typing import Any
 from pipes.worker import child
 from pipes.worker.channel import FrameReader, Shared, frame
 from pipes.worker.execute import Execution
+
+TERM_GRACE = 1.0  # seconds a timed-out task has to unwind after SIGTERM, before SIGKILL
 
 
 @dataclass(frozen=True)
@@ -139,7 +142,7 @@ class ChildHandle:
                 return
 
     def kill_tree(self) -> KilledTree:
-        """SIGKILL the child's process group, saying which of its descendants were outside it.
+        """SIGTERM, then SIGKILL, the child's process group; says which descendants were outside it.
 
         A descendant that called setsid() (a daemon, a double fork) left the group and lives
         on; the child is a subreaper (child.py), so even orphaned ones are found under it.
@@ -147,7 +150,9 @@ class ChildHandle:
         table = _process_table()
         group = sorted(pid for pid, (_, pgid) in table.items() if pgid == self.process.pid)
         strays = [pid for pid in _descendants(table, self.process.pid) if pid not in group]
-        self.kill()
+        self.kill(signal.SIGTERM, TERM_GRACE)  # the task unwinds: its atomic writes drop temps
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signal.SIGKILL)  # what ignored SIGTERM
         return KilledTree(self.process.pid, group or [self.process.pid], strays)
 
     def too_big(self, limit_mb: float) -> bool:
