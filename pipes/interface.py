@@ -98,6 +98,7 @@ def _not_run_reasons(scheduler: SchedulerClient, result: RunResult) -> dict[str,
         now=time.time(),
         paused=bool(scheduler.call("is_paused").get("paused")),
         capacity={r["name"]: r["total"] for r in scheduler.call("resource_list")["resources"]},
+        names={task_id: str(task) for task_id, task in result.tasks.items()},
     )
     reasons = {}
     for task in dict.fromkeys(wanted):

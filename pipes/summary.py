@@ -177,7 +177,8 @@ def not_run_reason(detail: dict[str, Any], context: SchedulerContext) -> str:
         return f"another worker is running it ({detail.get('worker_running')})"
     blocked = [d for d in detail.get("deps", []) if d["status"] != "DONE"]
     if blocked:
-        return f"waits on {blocked[0]['task_id']}, which is {blocked[0]['status']}"
+        name = context.names.get(blocked[0]["task_id"], blocked[0]["task_id"])
+        return f"waits on {name}, which is {blocked[0]['status']}"
     if context.paused:
         return "the scheduler is paused (unpause it on the status page)"
     short = [
@@ -192,11 +193,12 @@ def not_run_reason(detail: dict[str, Any], context: SchedulerContext) -> str:
 
 @dataclass(frozen=True)
 class SchedulerContext:
-    """What not_run_reason needs besides the task: the time, pause state, resource capacities."""
+    """What not_run_reason needs besides the task: time, pause state, capacities, task names."""
 
     now: float
     paused: bool = False
     capacity: dict[str, int] = field(default_factory=dict)
+    names: dict[str, str] = field(default_factory=dict)  # task id -> how the summary shows it
 
 
 def _clock(word: str, when: float | None, now: float) -> str:

@@ -307,3 +307,32 @@ def test_pipesd_help_lists_version(tmp_path):
         check=False,
     )
     assert "--version" in result.stdout
+
+
+def test_summary_says_why_tasks_did_not_run_when_a_resource_is_too_small(write_file, run_pipes):
+    write_file(
+        "big.py",
+        """
+        import pipes
+
+
+        class Big(pipes.Task):
+            resources = {"db": 3}
+
+            def output(self):
+                return pipes.LocalTarget("out/big.txt")
+
+
+        class Top(pipes.WrapperTask):
+            def requires(self):
+                return Big()
+        """,
+    )
+    write_file("pipes.cfg", "[resources]\ndb = 2\n")
+    result = run_pipes("--module", "big", "Top")
+    assert result.returncode == ExitCode.NOT_RUN, result.stderr
+    assert result.stdout.splitlines()[1:4] == [
+        "* 2 not run",
+        "    - Top(): waits on Big(), which is PENDING",
+        "    - Big(): needs more of a resource than there is: db=3 (capacity 2)",
+    ]
