@@ -219,6 +219,7 @@ def test_background_daemon_writes_pidfile_and_stops_on_sigterm(pipesd_factory):
     daemon = pipesd_factory("", start=False)
     pidfile = daemon.workdir / "pipesd.pid"
     logdir = daemon.workdir / "logs"
+    logdir.mkdir()  # pipesd does not create it (test_pipesd_hostile: a missing one is refused)
     launcher = subprocess.run(
         daemon.command("--background", "--pidfile", str(pidfile), "--logdir", str(logdir)),
         cwd=daemon.workdir,
