@@ -192,10 +192,11 @@ class Config:
 
     def sections(self) -> dict[str, list[str]]:
         """Each section with the options set in it (TOML sub-tables are their own section)."""
-        return {
+        found = {
             name: [o for o in options if (name, o) not in self._tables]
             for name, options in self._sections.items()
         }
+        return {name: options for name, options in found.items() if options}
 
     def origin(self, section: str) -> str:
         """'file ' for the file that set some option of a section, for messages; else ''."""

@@ -336,3 +336,32 @@ def test_summary_says_why_tasks_did_not_run_when_a_resource_is_too_small(write_f
         "    - Top(): waits on Big(), which is PENDING",
         "    - Big(): needs more of a resource than there is: db=3 (capacity 2)",
     ]
+
+
+def test_toml_namespaced_family_section_gives_no_warning_but_its_typo_does(write_file, run_pipes):
+    write_file(
+        "sales.py",
+        """
+        import pipes
+
+        pipes.namespace("sales")
+
+
+        class Ingest(pipes.Task):
+            rows = pipes.IntParameter(default=1)
+
+            def output(self):
+                return pipes.LocalTarget(f"out/ingest-{self.rows}.txt")
+
+            def run(self):
+                with self.output().open("w") as out:
+                    out.write("ok")
+        """,
+    )
+    write_file("pipes.toml", "[sales.Ingest]\nrows = 3\nrowz = 4\n")
+    result = run_pipes("--module", "sales", "sales.Ingest")
+    assert result.returncode == ExitCode.OK, result.stderr
+    assert "Ingest(rows=3)" in result.stdout
+    assert warnings(result.stderr) == [
+        "pipes.toml [sales.Ingest] rowz: unknown option, ignored (did you mean rows?)"
+    ]
