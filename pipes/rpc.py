@@ -52,7 +52,6 @@ class RemoteScheduler(SchedulerClient):
         self.retry = retry or RetryPolicy()
         self._local = threading.local()
         self._connections: weakref.WeakSet[http.client.HTTPConnection] = weakref.WeakSet()
-        _CLIENTS.add(self)
 
     # ----- transport ------------------------------------------------------------------------
 
@@ -62,6 +61,7 @@ class RemoteScheduler(SchedulerClient):
             conn = http.client.HTTPConnection(self._host, self._port, timeout=self.retry.timeout)
             self._local.conn = conn
             self._connections.add(conn)
+            _CLIENTS.add(self)  # its sockets are closed in forked processes
         return conn
 
     def close_in_child(self) -> None:
