@@ -365,3 +365,30 @@ def test_toml_namespaced_family_section_gives_no_warning_but_its_typo_does(write
     assert warnings(result.stderr) == [
         "pipes.toml [sales.Ingest] rowz: unknown option, ignored (did you mean rows?)"
     ]
+
+
+def test_not_run_reason_names_retry_time_runner_and_pause_when_scheduler_reports_them():
+    from pipes.summary import SchedulerContext, not_run_reason
+
+    now = 1_000_000.0
+    failed = {
+        "status": "FAILED",
+        "failures": 1,
+        "retry_at": now + 600,
+        "error": "Traceback (most recent call last):\n  ...\nValueError: bad input\n",
+        "deps": [],
+    }
+    reason = not_run_reason(failed, SchedulerContext(now=now))
+    assert reason.startswith("failed on another worker (ValueError: bad input); retries at ")
+    assert reason.endswith(
+        "(in 10 min) ([scheduler] retry_delay); the status page's Forgive failures button"
+        " runs it now"
+    )
+    running = {"status": "RUNNING", "worker_running": "etl-2-77", "deps": []}
+    assert not_run_reason(running, SchedulerContext(now=now)) == (
+        "another worker is running it (etl-2-77)"
+    )
+    pending = {"status": "PENDING", "deps": [{"task_id": "A_1", "status": "DONE"}]}
+    assert not_run_reason(pending, SchedulerContext(now=now, paused=True)) == (
+        "the scheduler is paused (unpause it on the status page)"
+    )
