@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -216,3 +217,32 @@ def test_poisoned_journal_with_infinity_loads_and_serves_task_views(pipesd):
     pipesd.start()
     assert listed(pipesd) == {"t": "PENDING"}
     assert pipesd.post("task_detail", {"task_id": "t"}).json["progress_percentage"] is None
+
+
+def test_live_worker_is_kept_through_a_disk_full_outage_longer_than_disconnect_delay(
+    small_fs, pipesd_factory
+):
+    daemon = pipesd_factory("[scheduler]\nworker_disconnect_delay = 1\n", start=False)
+    daemon.state_path = small_fs / "state.sqlite"
+    daemon.start()
+    assert daemon.post("add_tasks", {"worker": "a", "tasks": [task("t")]}).status == 200
+    assert daemon.post("get_work", {"worker": "a"}).json["task"]["task_id"] == "t"
+    filler = fill(small_fs)
+    assert daemon.post("add_tasks", {"worker": "b", "tasks": big_batch("x")}).status == 503
+
+    def keep_pinging(seconds: float) -> None:
+        until = time.monotonic() + seconds
+        while time.monotonic() < until:
+            assert daemon.post("ping", {"worker": "a"}).status == 200
+            time.sleep(0.2)  # a keep-alive's pace; the outage must outlast the delay
+
+    keep_pinging(2.5)
+    filler.unlink()
+    wait_for(
+        lambda: daemon.post("ping", {"worker": "a"}).status == 200
+        and daemon.post("add_tasks", {"worker": "a", "tasks": [task("u")]}).status == 200,
+        what="writes to resume",
+    )
+    keep_pinging(1.5)  # several housekeeping rounds (every 0.25 s) prune silent workers
+    assert listed(daemon)["t"] == "RUNNING"
+    assert [w["worker"] for w in daemon.post("worker_list", {}).json["workers"]] == ["a"]

@@ -62,7 +62,8 @@ class Field:
 
 @dataclass(frozen=True)
 class Method:
-    """An RPC method: its handler, the body fields it takes, and whether it may change state."""
+    """An RPC method: its handler, the body fields it takes, and whether it may change what
+    the journal holds (such calls wait while the journal refuses writes)."""
 
     handler: Callable[..., Any]
     fields: dict[str, Field]
@@ -115,7 +116,9 @@ class Service:
                 },
             ),
             "outlook": _reader(lambda worker: core.outlook(worker, self.clock()), WORKER),
-            "ping": Method(self._ping, WORKER),
+            # A ping journals nothing, so it goes through while the journal refuses writes:
+            # live workers must not be dropped as silent when the disk has room again.
+            "ping": _reader(self._ping, WORKER),
             "stop_worker": Method(lambda worker: core.stop_worker(worker, self.clock()), WORKER),
             "set_status_message": Method(
                 self._field_setter("status_message"), {**TASK_ID, "message": Field(str)}
