@@ -16,6 +16,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from pipes.cli import package_version
 from pipes.config import get_config, reload_config
 from pipes.exceptions import ConfigError, UsageError
 from pipes.interface import configured_resources, scheduler_policy
@@ -55,6 +56,7 @@ def parser() -> argparse.ArgumentParser:
         default=None,
         help=f"largest RPC request body (default {ServerOptions.max_body_bytes})",
     )
+    p.add_argument("--version", action="version", version=f"pipesd {package_version()}")
     p.add_argument(
         "--log-level",
         type=str.upper,
