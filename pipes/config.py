@@ -298,6 +298,13 @@ KNOWN_OPTIONS: dict[str, frozenset[str]] = {
             "auth_token",
             "public_read",
             "max_body_mb",
+            "max_body_bytes",
+            "max_json_items",
+            "max_connections",
+            "header_timeout",
+            "idle_timeout",
+            "body_timeout",
+            "allowed_hosts",
             "history_days",
         }
     ),
