@@ -192,9 +192,7 @@ def test_worker_retries_5xx_and_runs_every_task_once_when_daemon_recovers(
     assert len(tasks["tasks"]) == 5
 
 
-def test_worker_gives_up_with_exit_8_when_5xx_lasts_past_rpc_retry_seconds(
-    tmp_path, pipesd, flaky
-):
+def test_worker_gives_up_with_exit_8_when_5xx_lasts_past_rpc_retry_seconds(tmp_path, pipesd, flaky):
     write(tmp_path, "flow.py", SMALL_FLOW)
     config = FAST_CONFIG.replace("rpc_retry_seconds = 40", "rpc_retry_seconds = 1")
     write(tmp_path, "pipes.cfg", config)
@@ -525,9 +523,7 @@ def test_timeout_message_names_the_stray_that_left_the_group_and_it_holds_no_sch
         [task] = pipesd.call("task_list")["tasks"]
         error = task["error"]
         assert error.startswith(f"timed out after 2s; killed process group {task_pid} ("), error
-        assert (
-            f"1 process left the group (setsid) and was not killed: pid {stray}" in error
-        ), error
+        assert f"1 process left the group (setsid) and was not killed: pid {stray}" in error, error
         assert "its processes were killed" not in error
     finally:
         if stray is not None and pid_alive(stray):
