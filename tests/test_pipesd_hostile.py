@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import logging
 import os
 import re
 import resource
@@ -25,6 +26,7 @@ from pipesd_fixtures import Daemon, http_request, wait_for
 from status_fixtures import browser  # noqa: F401 -- the fixture
 
 from pipes.server.app import READ_ONLY
+from pipes.server.listener import RepeatFilter
 
 DOCS = Path(__file__).parent.parent / "docs"
 JSON = {"Content-Type": "application/json"}
@@ -468,3 +470,21 @@ def test_failed_start_on_live_pidfile_leaves_no_state_file(pipesd_factory):
     assert "already running" in one_line_error(result.stderr)
     assert sorted(p.name for p in daemon.workdir.iterdir()) == before
     assert not any((daemon.workdir / "logs").iterdir())
+
+
+def test_repeated_accept_errors_log_one_line_with_a_count(caplog):
+    repeat = RepeatFilter(interval=3600)
+    log = logging.getLogger("pipes.test.repeat")
+    log.addFilter(repeat)
+    with caplog.at_level(logging.WARNING, logger="pipes.test.repeat"):
+        for n in range(500):
+            log.warning("cannot accept connections: %s (%d open)", "Too many open files", n)
+        log.warning("another message")
+        repeat.interval = 0  # the interval is over: the next one says how many were left out
+        log.warning("cannot accept connections: %s (%d open)", "Too many open files", 500)
+    assert [r.getMessage() for r in caplog.records] == [
+        "cannot accept connections: Too many open files (0 open)",
+        "another message",
+        "cannot accept connections: Too many open files (500 open)"
+        " (and 499 more like it since the last one)",
+    ]
