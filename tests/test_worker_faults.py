@@ -317,8 +317,10 @@ HANGING_CHECK = """
 
 
     class Hangs(pipes.Task):
+        n = pipes.IntParameter()
+
         def complete(self):
-            Path("checking").touch()
+            Path(f"checking{self.n}").touch()
             time.sleep(3600)
             return True
 
@@ -334,7 +336,7 @@ HANGING_CHECK = """
 
     class Root(pipes.WrapperTask):
         def requires(self):
-            return [Hangs(), Fine()]
+            return [Hangs(0), Hangs(1), Fine()]
 """
 
 
@@ -356,9 +358,11 @@ def test_hung_complete_is_a_scheduling_error_naming_the_timeout_when_check_timeo
     code = finish(proc, 30)  # the check would sleep an hour
     stdout, stderr = output(tmp_path)
     assert code == ExitCode.SCHEDULING_ERROR, stderr
-    reason = "complete() of Hangs() did not return within 1s ([worker] check_complete_timeout)"
-    assert f"- Hangs(): {reason}" in stdout
-    assert f"cannot schedule Hangs(): {reason}" in stderr
+    for n in (0, 1):
+        task = f"Hangs(n={n})"
+        reason = f"complete() of {task} did not return within 1s ([worker] check_complete_timeout)"
+        assert f"- {task}: {reason}" in stdout
+        assert f"cannot schedule {task}: {reason}" in stderr
     assert "Traceback" not in stderr
     assert (tmp_path / "out" / "fine").read_text() == "ok"  # the rest of the graph still ran
 
@@ -378,7 +382,7 @@ def test_signal_ends_the_run_promptly_when_a_complete_check_hangs(
     write(tmp_path, "pipes.cfg", f"[worker]\ncheck_complete_concurrency = {concurrency}\n")
     proc = start_pipes(tmp_path, "--module", "hang", "Root", "--local-scheduler")
     try:
-        wait_for(lambda: (tmp_path / "checking").exists(), 30, "complete() to start")
+        wait_for(lambda: (tmp_path / "checking0").exists(), 30, "complete() to start")
         proc.send_signal(sig)
         assert finish(proc, 10) == code  # the default 600 s check timeout is far off
     finally:
