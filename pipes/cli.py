@@ -22,14 +22,21 @@ from pipes import overrides, task_register
 from pipes.config import get_config, warn_unknown
 from pipes.exceptions import ParameterError, PipesError, UnknownTaskError, UsageError
 from pipes.exit_codes import ExitCode
-from pipes.interface import execute, warn_config
+from pipes.interface import execute, lock_options, locked, warn_config
 from pipes.parameter import Parameter, ParameterVisibility
-from pipes.summary import RunResult
+from pipes.summary import RunResult, check_retcodes, configured_code
 from pipes.task import Config, Task
 from pipes.tools.deps import dependency_tree, dry_run
 from pipes.worker.worker import WorkerTerminated
 
-GLOBAL_WITH_VALUE = {"--module", "--workers", "--log-level", "--scheduler-url"}
+GLOBAL_WITH_VALUE = {
+    "--module",
+    "--workers",
+    "--log-level",
+    "--scheduler-url",
+    "--lock-size",
+    "--lock-pid-dir",
+}
 GLOBAL_FLAGS = {
     "--local-scheduler",
     "--detailed-summary",
@@ -39,6 +46,8 @@ GLOBAL_FLAGS = {
     "--assistant",
     "--dry-run",
     "--version",
+    "--no-lock",
+    "--take-lock",
 }
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -81,6 +90,7 @@ def _global_parser(add_help: bool) -> _Parser:
         action="store_true",
         help="with no TASK: run any task the scheduler has, until stopped",
     )
+    _add_lock_options(parser)
     version = f"pipes {package_version()}"
     group.add_argument("--version", action="version", version=version, help="print the version")
     if add_help:
@@ -91,6 +101,28 @@ def _global_parser(add_help: bool) -> _Parser:
             "--help-all", action="store_true", help="also list every --Family-param option"
         )
     return parser
+
+
+def _add_lock_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("run lock (see docs/cron.md)")
+    group.add_argument(
+        "--no-lock",
+        action="store_true",
+        default=None,
+        help="run even if the same task is already running here",
+    )
+    group.add_argument(
+        "--lock-size", type=int, metavar="N", help="allow N runs of the same task at once"
+    )
+    group.add_argument(
+        "--lock-pid-dir", metavar="DIR", help="where pid files live (default: a per-user dir)"
+    )
+    group.add_argument(
+        "--take-lock",
+        action="store_true",
+        default=None,
+        help="ask the running run to finish its running tasks and exit, then run",
+    )
 
 
 def package_version() -> str:
@@ -149,11 +181,20 @@ def _located(err: BaseException) -> str:
     return f"{where}{type(err).__name__}: {err}"
 
 
+# Task families pipes itself defines, by the module that defines them.
+BUILTIN_TASKS = dict.fromkeys(
+    ("RangeDaily", "RangeHourly", "RangeByMinutes", "RangeMonthly"), "pipes.tools.range"
+)
+
+
 def find_task_class(name: str, module: str | None) -> type[Task]:
     """The task class for a family name, importing `pkg.mod` from `pkg.mod.Task` if needed."""
     try:
         return task_register.get_task_cls(name)
     except UnknownTaskError as err:
+        if name in BUILTIN_TASKS:  # imported only when named, so they add no --Family-params
+            importlib.import_module(BUILTIN_TASKS[name])
+            return task_register.get_task_cls(name)
         package, _, _ = name.rpartition(".")
         if not package and not module:
             hint = "add --module MODULE to import the module that defines it"
@@ -285,14 +326,19 @@ def run(argv: Sequence[str] | None = None) -> RunResult:
         raise _unknown_option_error(cls, unknown)
     configure_logging(namespace.log_level)
     warn_config()
+    check_retcodes()
     with overrides.cmdline_values(_collect_values(namespace)):
         root = cls()
         if show_deps or namespace.dry_run:
             print(dependency_tree(root) if show_deps else dry_run(root))
             raise SystemExit(0)
-        result = execute(
-            [root], namespace.workers, namespace.local_scheduler, namespace.scheduler_url
+        lock = lock_options(
+            namespace.no_lock, namespace.lock_size, namespace.lock_pid_dir, namespace.take_lock
         )
+        with locked([root], lock):
+            result = execute(
+                [root], namespace.workers, namespace.local_scheduler, namespace.scheduler_url
+            )
     result.detailed_summary = namespace.detailed_summary
     return result
 
@@ -360,18 +406,29 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     except PipesError as err:
         message = " ".join(str(err).split("\n"))
         print(f"pipes: error: {message}", file=sys.stderr)
-        sys.exit(err.exit_code)
+        sys.exit(_retcode(err.exit_code))
     except KeyboardInterrupt:
         print("pipes: interrupted", file=sys.stderr)
         sys.exit(ExitCode.INTERRUPTED)
     except WorkerTerminated:
         print("pipes: terminated by SIGTERM; running tasks were stopped", file=sys.stderr)
         sys.exit(ExitCode.TERMINATED)
+    except Exception:  # a bug in pipes: the traceback is what a report needs
+        traceback.print_exc()
+        sys.exit(_retcode(ExitCode.ERROR))
     try:
         print(result.summary_text())
     except BrokenPipeError:  # `pipes ... | head`: the reader left; the exit code still counts
         sys.stdout = None  # type: ignore[assignment]
     sys.exit(result.exit_code)
+
+
+def _retcode(code: int) -> int:
+    """The [retcode] setting for an error's code; the code itself if the config is unreadable."""
+    try:
+        return configured_code(code)
+    except PipesError:  # the config is what failed: its own code (2) was already chosen
+        return code
 
 
 def pipesd_main(argv: Sequence[str] | None = None) -> NoReturn:

@@ -263,6 +263,10 @@ KNOWN_OPTIONS: dict[str, frozenset[str]] = {
             "scheduler_token",
             "rpc_connect_seconds",
             "rpc_retry_seconds",
+            "no_lock",
+            "lock_size",
+            "lock_pid_dir",
+            "take_lock",
         }
     ),
     "worker": frozenset(

@@ -39,6 +39,12 @@ class CompletionTimeout(PipesError, TimeoutError):
     exit_code = ExitCode.SCHEDULING_ERROR
 
 
+class AlreadyRunning(PipesError):
+    """Another process holds the run lock for the same tasks: this run did nothing."""
+
+    exit_code = ExitCode.ALREADY_RUNNING
+
+
 class RPCError(PipesError):
     """A call to the scheduler failed."""
 

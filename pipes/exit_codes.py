@@ -1,6 +1,7 @@
 """Process exit codes for `pipes` runs, chosen so cron and shell scripts can tell outcomes apart.
 
 The table in docs/cli.md lists the same codes; this module is the one place they are defined.
+[retcode] config may change the code of some of them, under Luigi's key names (RETCODE_KEYS).
 """
 
 from __future__ import annotations
@@ -22,3 +23,13 @@ class ExitCode(enum.IntEnum):
     SCHEDULER_UNAVAILABLE = 8  # the configured pipesd could not be reached or refused a call
     INTERRUPTED = 130  # stopped by SIGINT
     TERMINATED = 143  # stopped by SIGTERM
+
+
+RETCODE_KEYS = {  # the [retcode] option that may change each code (Luigi's names)
+    ExitCode.ALREADY_RUNNING: "already_running",
+    ExitCode.MISSING_EXTERNAL: "missing_data",
+    ExitCode.NOT_RUN: "not_run",
+    ExitCode.TASK_FAILED: "task_failed",
+    ExitCode.SCHEDULING_ERROR: "scheduling_error",
+    ExitCode.ERROR: "unhandled_exception",
+}

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
+import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 from pipes import task_register
 from pipes.config import get_config, warn_unknown
 from pipes.exceptions import BadRequest, SchedulerUnavailable, UsageError
+from pipes.lock import LockOptions, RunLock, default_pid_dir, lock_name
 from pipes.rpc import RemoteScheduler, RetryPolicy
 from pipes.scheduler.api import SchedulerClient
 from pipes.scheduler.local import LocalScheduler
@@ -23,18 +28,22 @@ from pipes.worker.worker import Worker, WorkerOptions
 logger = logging.getLogger("pipes.interface")
 
 
-def build(
+def build(  # noqa: PLR0913 -- luigi's keyword names, plus its lock switch
     tasks: Iterable[Task],
     workers: int | None = None,
     local_scheduler: bool = True,
     scheduler_url: str | None = None,
     detailed_summary: bool = False,
+    lock: bool = False,
 ) -> RunResult:
     """Run `tasks` and what they need; the result is truthy when all of them are complete.
 
-    Differs from luigi: always returns the detailed RunResult, whose bool is luigi's bool.
+    Takes no run lock unless lock=True ([core] lock_size / lock_pid_dir apply; raises
+    AlreadyRunning). Differs from luigi: always returns the detailed RunResult.
     """
-    result = execute(list(tasks), workers, local_scheduler, scheduler_url)
+    roots = list(tasks)
+    with locked(roots, lock_options(no_lock=not lock)):
+        result = execute(roots, workers, local_scheduler, scheduler_url)
     logger.info("%s", result.summary_text(detailed_summary))
     return result
 
@@ -50,16 +59,20 @@ def execute(
     for task in roots:
         if not isinstance(task, Task):
             raise UsageError(f"build() takes Task instances, got {task!r}")
-    scheduler = _scheduler(local_scheduler, scheduler_url)
-    worker = Worker(scheduler, worker_options(workers, assistant))
-    if get_config().getboolean("worker", "progress", True):
-        worker.progress = Progress(
-            log_every=get_config().getfloat("worker", "progress_every", 30.0)
-        )
-    if not assistant:  # an assistant has not imported the tasks whose sections it would see
-        warn_config()
-    worker.add(roots)
-    worker.run()
+    with _finish_up_on_sigusr1() as finish:
+        scheduler = _scheduler(local_scheduler, scheduler_url)
+        worker = Worker(scheduler, worker_options(workers, assistant))
+        finish.worker = worker
+        if finish.asked:
+            worker.finish_up()
+        if get_config().getboolean("worker", "progress", True):
+            worker.progress = Progress(
+                log_every=get_config().getfloat("worker", "progress_every", 30.0)
+            )
+        if not assistant:  # an assistant has not imported the tasks whose sections it would see
+            warn_config()
+        worker.add(roots)
+        worker.run()
     ran = {task_id: outcome.status for task_id, outcome in worker.ran.items()}
     outcomes = classify(worker.graph, ran, worker.complete_now)
     result = RunResult(roots, outcomes, dict(worker.graph.tasks))
@@ -78,6 +91,66 @@ def execute(
         result.reasons = _not_run_reasons(scheduler, result)
     _stop_worker(scheduler, worker.worker_id)
     return result
+
+
+class _FinishUp:
+    """SIGUSR1 before the worker's run loop (connecting, walking the DAG) also means finish up.
+
+    --take-lock sends SIGUSR1 at any time; its default action would kill the process.
+    """
+
+    def __init__(self) -> None:
+        self.worker: Worker | None = None
+        self.asked = False
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        self.asked = True
+        if self.worker is not None:
+            self.worker.finish_up()
+
+
+@contextlib.contextmanager
+def _finish_up_on_sigusr1() -> Iterator[_FinishUp]:
+    handler = _FinishUp()
+    if threading.current_thread() is not threading.main_thread():
+        yield handler
+        return
+    previous = signal.signal(signal.SIGUSR1, handler)
+    try:
+        yield handler
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+
+
+def lock_options(
+    no_lock: bool | None = None,
+    size: int | None = None,
+    pid_dir: str | None = None,
+    take: bool | None = None,
+) -> LockOptions | None:
+    """The run lock's options: each given value, else [core] no_lock / lock_size /
+    lock_pid_dir / take_lock; None when the run takes no lock."""
+    config = get_config()
+    if no_lock if no_lock is not None else config.getboolean("core", "no_lock", False):
+        return None
+    size = size if size is not None else config.getint("core", "lock_size", 1)
+    if size < 1:
+        raise UsageError(f"lock size must be at least 1, got {size}")
+    return LockOptions(
+        pid_dir=pid_dir or config.get("core", "lock_pid_dir") or default_pid_dir(),
+        size=size,
+        take=take if take is not None else config.getboolean("core", "take_lock", False),
+    )
+
+
+def locked(
+    roots: list[Task], options: LockOptions | None
+) -> contextlib.AbstractContextManager[Any]:
+    """The run lock for these roots (AlreadyRunning if it is held), or nothing without options."""
+    if options is None or not roots:
+        return contextlib.nullcontext()
+    what = str(roots[0]) if len(roots) == 1 else f"{roots[0]} and {len(roots) - 1} more"
+    return RunLock(lock_name(roots), options, what)
 
 
 def _stop_worker(scheduler: SchedulerClient, worker_id: str) -> None:

@@ -8,7 +8,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipes.exit_codes import ExitCode
+from pipes.config import get_config
+from pipes.exceptions import ConfigError
+from pipes.exit_codes import RETCODE_KEYS, ExitCode
 from pipes.task import Task, is_external
 from pipes.worker.walk import WalkResult
 
@@ -76,26 +78,36 @@ class RunResult:
         """False when some requires()/complete()/output() raised while building the graph."""
         return Outcome.SCHEDULING_ERROR not in self.outcomes.values()
 
-    @property
-    def exit_code(self) -> ExitCode:
-        """0 when everything requested is complete, else the code of the worst outcome."""
+    def conditions(self) -> list[ExitCode]:
+        """The codes of the outcomes present, worst first (empty when the run succeeded)."""
         if self:
-            return ExitCode.OK
+            return []
         present = set(self.outcomes.values())
-        for outcome, code in EXIT_CODES.items():
-            if outcome in present:
+        found = [code for outcome, code in EXIT_CODES.items() if outcome in present]
+        return list(dict.fromkeys(found)) or [ExitCode.NOT_RUN]
+
+    @property
+    def exit_code(self) -> int:
+        """0 when everything requested is complete, else the code of the worst outcome.
+
+        [retcode] may renumber a code; one set to 0 is skipped for the next worst outcome.
+        """
+        for condition in self.conditions():
+            code = configured_code(condition)
+            if code:
                 return code
-        return ExitCode.NOT_RUN
+        return ExitCode.OK
 
     @property
     def status(self) -> str:
         """A one-word verdict: SUCCESS, FAILED, MISSING_EXTERNAL, SCHEDULING_FAILED or NOT_RUN."""
+        worst = (self.conditions() or [ExitCode.OK])[0]
         return {
             ExitCode.OK: "SUCCESS",
             ExitCode.TASK_FAILED: "FAILED",
             ExitCode.SCHEDULING_ERROR: "SCHEDULING_FAILED",
             ExitCode.MISSING_EXTERNAL: "MISSING_EXTERNAL",
-        }.get(self.exit_code, "NOT_RUN")
+        }.get(worst, "NOT_RUN")
 
     def summary_text(self, detailed: bool | None = None) -> str:
         """Counts per outcome with task ids (and why each failed or did not run), then a verdict.
@@ -142,6 +154,27 @@ class RunResult:
             counts[outcome] += 1
         reasons = [f"{counts[o]} {o}" for o in Outcome if counts[o] and o in EXIT_CODES]
         return f"verdict: {self.status} (exit {int(self.exit_code)}): {', '.join(reasons)}"
+
+
+def configured_code(code: int) -> int:
+    """The exit code for a condition: its [retcode] setting (Luigi's keys) if any, else code.
+
+    ConfigError for a value that is not 0..255.
+    """
+    key = RETCODE_KEYS.get(ExitCode(code)) if code in ExitCode else None
+    if key is None:
+        return code
+    config = get_config()
+    value = config.getint("retcode", key, int(code))
+    if not 0 <= value <= 255:
+        raise ConfigError(f"{config.where('retcode', key)} = {value} is not an exit code 0..255")
+    return code if value == code else value
+
+
+def check_retcodes() -> None:
+    """Raise ConfigError now for a bad [retcode] value, not after the run."""
+    for code in RETCODE_KEYS:
+        configured_code(code)
 
 
 def plural(count: int, noun: str) -> str:

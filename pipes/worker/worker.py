@@ -157,6 +157,10 @@ class Worker:
             signal.signal(sig, handler)
 
     def _finish_up(self, signum: int, frame: Any) -> None:
+        self.finish_up()
+
+    def finish_up(self) -> None:
+        """Take no new work; let the running tasks finish (what SIGUSR1 asks)."""
         logger.warning("SIGUSR1: taking no new work; finishing what has started")
         self.stopping = True
         if self._runner is not None:
