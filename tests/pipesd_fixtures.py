@@ -33,11 +33,13 @@ PIPESD_SCRIPT = BIN / "pipesd"
 PIPES_SCRIPT = BIN / "pipes"
 
 # Worker settings that keep the daemon tests fast: short waits, frequent pings, patient RPC.
+# no_lock: these tests start identical workers on one host on purpose, for pipesd to de-duplicate.
 WORKER_CONFIG = """
 [core]
 log_level = WARNING
 rpc_retry_seconds = 40
 rpc_connect_seconds = 5
+no_lock = true
 
 [worker]
 wait_interval = 0.1

@@ -166,6 +166,7 @@ FAST_CONFIG = """
     [core]
     log_level = WARNING
     rpc_retry_seconds = 40
+    no_lock = true
 
     [worker]
     wait_interval = 0.1
