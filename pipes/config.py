@@ -312,6 +312,20 @@ KNOWN_OPTIONS: dict[str, frozenset[str]] = {
             "history_days",
         }
     ),
+    "email": frozenset({"receiver", "sender", "prefix", "format", "batch"}),
+    "smtp": frozenset({"host", "port", "ssl", "no_tls", "username", "password", "timeout"}),
+    "batch_email": frozenset({"email_interval", "error_lines"}),
+    "webhook": frozenset({"url", "timeout"}),
+    "retcode": frozenset(
+        {
+            "already_running",
+            "missing_data",
+            "not_run",
+            "task_failed",
+            "scheduling_error",
+            "unhandled_exception",
+        }
+    ),
 }
 # [resources]: any option name is a resource. The pipes.contrib sections are checked by
 # contrib itself, and pipes may run without contrib loaded.
@@ -320,13 +334,11 @@ OPEN_SECTIONS = frozenset({"resources", "hdfs", "webhdfs", "hadoop", "s3"})
 # so they get one INFO line in all, not a warning each.
 LUIGI_SECTIONS = frozenset(
     {
-        "batch_email",
         "bigquery",
         "cors",
         "datadog",
         "ecs",
         "elasticsearch",
-        "email",
         "execution_summary",
         "hive",
         "kubernetes",
@@ -337,11 +349,9 @@ LUIGI_SECTIONS = frozenset(
         "postgres",
         "prometheus",
         "redshift",
-        "retcode",
         "scalding",
         "sendgrid",
         "sge",
-        "smtp",
         "spark",
         "task_history",
     }

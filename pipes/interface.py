@@ -15,6 +15,7 @@ from pipes import task_register
 from pipes.config import get_config, warn_unknown
 from pipes.exceptions import BadRequest, SchedulerUnavailable, UsageError
 from pipes.lock import LockOptions, RunLock, default_pid_dir, lock_name
+from pipes.notifications import Notifier, alert_settings
 from pipes.rpc import RemoteScheduler, RetryPolicy
 from pipes.scheduler.api import SchedulerClient
 from pipes.scheduler.local import LocalScheduler
@@ -71,8 +72,13 @@ def execute(
             )
         if not assistant:  # an assistant has not imported the tasks whose sections it would see
             warn_config()
-        worker.add(roots)
-        worker.run()
+        notifier = Notifier(alert_settings()).start()
+        worker.on_failure = notifier.task_failed
+        try:
+            worker.add(roots)
+            worker.run()
+        finally:
+            notifier.close()  # a batched digest goes out now at the latest
     ran = {task_id: outcome.status for task_id, outcome in worker.ran.items()}
     outcomes = classify(worker.graph, ran, worker.complete_now)
     result = RunResult(roots, outcomes, dict(worker.graph.tasks))

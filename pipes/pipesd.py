@@ -20,6 +20,7 @@ from pipes.cli import package_version
 from pipes.config import get_config, reload_config
 from pipes.exceptions import ConfigError, UsageError
 from pipes.interface import configured_resources, scheduler_policy
+from pipes.notifications import alert_settings
 from pipes.server import daemon
 from pipes.server.app import ServerOptions
 
@@ -145,6 +146,7 @@ def start(argv: Sequence[str] | None, configure_logging: Any) -> None:
     args = parser().parse_args(argv)
     opts, server = options_from(args)
     policy, resources = scheduler_policy(), configured_resources()
+    alert_settings()  # a bad [email] format stops the start, not the first alert
     configure_logging(args.log_level)  # checks the level before anything starts
     if args.background and args.pidfile:
         _remove_stale_pidfile(args.pidfile)

@@ -84,6 +84,7 @@ class Task(metaclass=Register):
     worker_timeout: ClassVar[float | None] = None
     accepts_messages: ClassVar[bool] = False
     max_batch_size: ClassVar[float] = math.inf  # with batch_method parameters: tasks per batch
+    owner_email: ClassVar[str | list[str] | None] = None  # failure alerts also go here
 
     _namespace_at_class_time: ClassVar[str | None] = None
     _instance_cache: ClassVar[dict[tuple[Any, ...], Task]]

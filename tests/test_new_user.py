@@ -202,8 +202,8 @@ def test_config_typos_warn_once_each_with_did_you_mean(fragile, write_file, run_
         [resources]
         anything = 2
 
-        [email]
-        receiver = ops@example.com
+        [task_history]
+        db_connection = sqlite:///history.db
         """,
     )
     result = run_pipes("--module", "fragile", "Fragile", script=True)
@@ -213,7 +213,7 @@ def test_config_typos_warn_once_each_with_did_you_mean(fragile, write_file, run_
         "pipes.cfg [Fragil]: unknown section, ignored (did you mean [Fragile]?)",
         "pipes.cfg [Fragile] input: unknown option, ignored (did you mean inputs?)",
     ]
-    assert "INFO pipes.config: pipes does not read Luigi's [email]" in result.stderr
+    assert "INFO pipes.config: pipes does not read Luigi's [task_history]" in result.stderr
     assert "Traceback" not in result.stderr
 
 

@@ -16,10 +16,12 @@ import tornado.netutil
 import tornado.web
 
 from pipes.exceptions import StoreError, UsageError
+from pipes.notifications import Notifier, alert_settings
 from pipes.scheduler.core import Scheduler
 from pipes.scheduler.model import Policy
 from pipes.scheduler.service import Service
 from pipes.scheduler.store import SqliteStore
+from pipes.server.alerts import AlertingStore
 from pipes.server.app import ServerOptions, make_app
 from pipes.server.listener import (
     CappedHTTPServer,
@@ -43,9 +45,15 @@ class DaemonOptions:
 
 
 def open_service(
-    options: DaemonOptions, policy: Policy, resources: dict[str, int]
+    options: DaemonOptions,
+    policy: Policy,
+    resources: dict[str, int],
+    notifier: Notifier | None = None,
 ) -> tuple[Service, SqliteStore]:
-    """Open the journal and rebuild the scheduler from it (StoreError if it can't)."""
+    """Open the journal and rebuild the scheduler from it (StoreError if it can't).
+
+    With a notifier, each task disabled after too many failures is alerted after its commit.
+    """
     store = SqliteStore(options.state_path)
     store.open(reset=options.reset_state)
 
@@ -57,7 +65,8 @@ def open_service(
 
     core = restored()
     gc.freeze()  # restored records live on: keep the collector from rescanning them
-    return Service(core, store, time.time, rebuild=restored), store
+    journal = AlertingStore(store, notifier) if notifier is not None else store
+    return Service(core, journal, time.time, rebuild=restored), store
 
 
 def bind(options: DaemonOptions) -> list[socket.socket]:
@@ -130,9 +139,11 @@ def run(
     server_options: ServerOptions,
 ) -> None:
     """Open state and serve on the bound sockets in the foreground until stopped."""
-    service, store = open_service(options, policy, resources)
+    notifier = Notifier(alert_settings()).start()
+    service, store = open_service(options, policy, resources, notifier)
     logger.info("restored %d tasks from %s", len(service.core.tasks), options.state_path)
     try:
         asyncio.run(serve(service, sockets, options, server_options))
     finally:
         store.close()
+        notifier.close()  # a batched digest goes out now

@@ -12,6 +12,7 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +32,7 @@ from pipes.worker.walk import WalkResult, walk
 logger = logging.getLogger("pipes.worker")
 
 ADD_BATCH = 2000
+FailureHook = Callable[[Task, str | None, str | None], None]  # (task, error, log tail)
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,7 @@ class Worker:
         self._reports: list[dict[str, Any]] = []  # outcomes to hand in with the next get_work
         self.checker = self._new_checker()
         self.progress: Progress | None = None  # set by the caller to show live counts
+        self.on_failure: FailureHook | None = None  # set by the caller, e.g. to send alerts
         self.stopping = False
         self._runner: Runner | None = None  # while run() runs: SIGUSR1 tells it to finish up
 
@@ -300,6 +303,8 @@ class Worker:
                 spec["log_tail"] = valid_text(outcome.log_tail)
             specs.append(spec)
         self._reports.extend(specs)
+        if outcome.status == "FAILED" and self.on_failure is not None:
+            self.on_failure(task, outcome.error, outcome.log_tail)
         if outcome.status == "DONE" and outcome.error:  # the text on_success() returned
             self._set_field(execution.members[0], "status_message", outcome.error)
 
