@@ -301,6 +301,10 @@ def run(argv: Sequence[str] | None = None) -> RunResult:
     argv = list(sys.argv[1:] if argv is None else argv)
     if os.getcwd() not in sys.path:  # like `python -m`: the user's modules sit in the cwd
         sys.path.insert(0, os.getcwd())
+    if argv and argv[0] == "schedule":  # `pipes schedule FILE`: start runs at cron times
+        from pipes import schedule  # cronsim and the loop load only for this command
+
+        raise SystemExit(schedule.main(argv[1:], configure_logging))
     show_deps = bool(argv) and argv[0] == "deps"  # `pipes deps ...`: the tree, run nothing
     name, rest = split_task_name(argv[1:] if show_deps else argv)
     options, _ = _global_parser(add_help=True).parse_known_args(rest)
