@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 from pipes.exceptions import CompletionTimeout
 from pipes.target import targets_exist
@@ -53,6 +54,7 @@ class CompletionChecker:
         self._known: dict[str, bool | BaseException] = {}
         self._deps: dict[str, list[Task]] = {}
         self._hung: dict[str, CompletionTimeout] = {}  # never asked again: the check still runs
+        self._pool: _CheckPool | None = None  # threads start with the first check
 
     def deps(self, task: Task) -> list[Task]:
         """task.deps(), asked once per task per walk (requires() may be costly)."""
@@ -149,8 +151,10 @@ class CompletionChecker:
         hung = [task for task in tasks if task.task_id in self._hung]
         for task in hung:
             self._known[task.task_id] = self._hung[task.task_id]
-        checks = _Checks([task for task in tasks if task.task_id not in self._hung], self.timeout)
-        for task_id, answer in checks.run(max(1, self.concurrency)).items():
+        if self._pool is None:
+            self._pool = _CheckPool(self.concurrency, self.timeout)
+        asked = [task for task in tasks if task.task_id not in self._hung]
+        for task_id, answer in self._pool.answer(asked).items():
             self._known[task_id] = answer
             if isinstance(answer, CompletionTimeout):
                 self._hung[task_id] = answer
@@ -168,30 +172,49 @@ def _answer(task: Task) -> bool | BaseException:
         return err
 
 
-class _Checks:
-    """One round of complete() calls on daemon threads; a call past `timeout` is abandoned.
+IDLE_EXIT = 5.0  # seconds an idle check thread waits for more work before it ends
+
+
+@dataclass(eq=False)
+class _Batch:
+    """One prefetch group: the answers come in here, by task id."""
+
+    size: int
+    answers: dict[str, bool | BaseException] = field(default_factory=dict)
+
+
+class _CheckPool:
+    """Up to `size` daemon threads that call complete(); a call past `timeout` is abandoned.
 
     Daemon threads, not a ThreadPoolExecutor: its threads are joined at exit, so a hung
-    complete() would keep Ctrl-C and SIGTERM from ending the process.
+    complete() would keep Ctrl-C and SIGTERM from ending the process. A stuck thread is
+    replaced; idle ones end after IDLE_EXIT seconds, so a finished run leaves none behind.
     """
 
-    def __init__(self, tasks: list[Task], timeout: float | None) -> None:
+    def __init__(self, size: int, timeout: float | None) -> None:
+        self.size = max(1, size)
         self.timeout = timeout if timeout and timeout > 0 else None
-        self._todo = collections.deque(tasks)
-        self._total = len(tasks)
-        self._cond = threading.Condition()
-        self._running: dict[str, tuple[float, Task]] = {}  # task id -> (started, task)
-        self._answers: dict[str, bool | BaseException] = {}
-        self._threads = 0  # threads still serving (abandoned ones not counted)
+        self._lock = threading.Lock()
+        self._work = threading.Condition(self._lock)  # threads wait here for tasks
+        self._done = threading.Condition(self._lock)  # the caller waits here for answers
+        self._todo: collections.deque[tuple[Task, _Batch]] = collections.deque()
+        self._running: dict[str, tuple[float, Task, _Batch]] = {}  # task id -> its job
+        self._threads = 0  # threads serving, idle ones included, abandoned ones not
 
-    def run(self, concurrency: int) -> dict[str, bool | BaseException]:
-        """Every task's answer; returns once each has answered or timed out."""
-        with self._cond:
-            for _ in range(min(concurrency, self._total)):
+    def answer(self, tasks: list[Task]) -> dict[str, bool | BaseException]:
+        """Every task's complete() (or the error it raised, or CompletionTimeout)."""
+        batch = _Batch(len(tasks))
+        with self._lock:
+            self._todo.extend((task, batch) for task in tasks)
+            for _ in range(min(self.size, len(self._todo)) - self._threads):
                 self._start_thread()
-            while len(self._answers) < self._total:
-                self._cond.wait(self._expire_overdue())
-        return self._answers
+            self._work.notify(len(tasks))
+            try:
+                while len(batch.answers) < batch.size:
+                    self._done.wait(self._expire_overdue())
+            finally:  # also on Ctrl-C: what was not started is not started later
+                self._todo.clear()
+        return batch.answers
 
     def _start_thread(self) -> None:
         self._threads += 1
@@ -200,34 +223,37 @@ class _Checks:
     def _expire_overdue(self) -> float:
         """Give up on checks past the timeout; seconds until the next one is due."""
         if self.timeout is None:
-            return 1.0  # wake now and then: Ctrl-C is handled between waits
+            return 1.0  # wake now and then all the same
         now, wait = time.monotonic(), 1.0
-        for task_id, (started, task) in list(self._running.items()):
+        for task_id, (started, task, batch) in list(self._running.items()):
             left = started + self.timeout - now
             if left > 0:
                 wait = min(wait, left)
                 continue
             del self._running[task_id]
-            self._answers[task_id] = CompletionTimeout(
+            batch.answers[task_id] = CompletionTimeout(
                 f"complete() of {task} did not return within {self.timeout:g}s"
                 " ([worker] check_complete_timeout)"
             )
             self._threads -= 1  # that thread is stuck: another takes the remaining tasks
-            if self._todo:
+            if self._todo and self._threads < self.size:
                 self._start_thread()
         return wait
 
     def _serve(self) -> None:
         while True:
-            with self._cond:
-                if not self._todo:
-                    self._threads -= 1
-                    return
-                task = self._todo.popleft()
-                self._running[task.task_id] = (time.monotonic(), task)
+            with self._lock:
+                while not self._todo:
+                    if not self._work.wait(IDLE_EXIT) and not self._todo:
+                        self._threads -= 1
+                        return
+                task, batch = self._todo.popleft()
+                job = (time.monotonic(), task, batch)
+                self._running[task.task_id] = job
             answer = _answer(task)
-            with self._cond:
-                if self._running.pop(task.task_id, None) is None:
+            with self._lock:
+                if self._running.get(task.task_id) is not job:
                     return  # timed out meanwhile: abandoned, and already replaced
-                self._answers[task.task_id] = answer
-                self._cond.notify()
+                del self._running[task.task_id]
+                batch.answers[task.task_id] = answer
+                self._done.notify()
