@@ -1,7 +1,9 @@
 """The worker's child processes: each runs the tasks the worker sends it, one after another.
 
 A child lives in its own process group (so a timeout can kill it with everything it
-started) and writes each task's stdout/stderr to a log file (tasklog.py). The worker may
+started), is a subreaper (so processes its task double-forks stay its descendants), turns
+SIGTERM into an exception that unwinds the running task (so its atomic writes drop their
+temporary files), and writes each task's stdout/stderr to a log file (tasklog.py). The worker may
 send several tasks at once; before starting each, the child claims it in shared memory,
 so the worker can take back tasks not yet started. Outcomes go back as small tuples, a few
 at a time: a DONE is held up to FLUSH_COUNT outcomes or FLUSH_AFTER seconds, anything

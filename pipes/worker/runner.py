@@ -2,7 +2,8 @@
 
 Children take task after task (so many small tasks cost no fork each) and are recycled
 after max_tasks_per_child tasks or when their memory grows past max_child_rss_mb. A task
-past its timeout has its child's whole process group killed; a child that dies mid-task
+past its timeout has its child's whole process group stopped (SIGTERM, then SIGKILL), and
+the failure names the processes that had left the group; a child that dies mid-task
 fails that task with its exit status. Either way nothing it half-wrote is published.
 
 A family whose recent runs took under FAST_SECONDS has its tasks sent several at a time,
