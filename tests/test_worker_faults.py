@@ -76,11 +76,12 @@ class _Flaky(http.server.ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, upstream: int, failures: int, status: int = 503) -> None:
+    def __init__(self, upstream: int, failures: int, status: int, prefix: str) -> None:
         super().__init__(("127.0.0.1", 0), _FlakyHandler)
         self.upstream = upstream
         self.failures = failures
         self.status = status
+        self.prefix = prefix  # only paths starting with it fail
         self.answered: list[int] = []
         self.lock = threading.Lock()
 
@@ -95,7 +96,7 @@ class _FlakyHandler(http.server.BaseHTTPRequestHandler):
     def _answer(self, method: str) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         with self.server.lock:
-            fail = self.path.startswith("/api/") and self.server.failures > 0
+            fail = self.path.startswith(self.server.prefix) and self.server.failures > 0
             if fail:
                 self.server.failures -= 1
         if fail:
@@ -129,8 +130,8 @@ class _FlakyHandler(http.server.BaseHTTPRequestHandler):
 def flaky(pipesd):
     servers = []
 
-    def make(failures: int, status: int = 503) -> _Flaky:
-        server = _Flaky(pipesd.port, failures, status)
+    def make(failures: int, status: int = 503, prefix: str = "/api/") -> _Flaky:
+        server = _Flaky(pipesd.port, failures, status, prefix)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         servers.append(server)
         return server
@@ -208,6 +209,21 @@ def test_worker_gives_up_with_exit_8_when_5xx_lasts_past_rpc_retry_seconds(tmp_p
     assert "cannot take writes" in stderr
     assert len(proxy.answered) > 2  # retried before giving up
     assert "Traceback" not in stderr
+
+
+def test_worker_starts_and_retries_when_health_answers_503_at_first_contact(
+    tmp_path, pipesd, flaky
+):
+    write(tmp_path, "flow.py", SMALL_FLOW)
+    write(tmp_path, "pipes.cfg", FAST_CONFIG)
+    proxy = flaky(failures=4, prefix="/")  # /health first: the journal is read-only for a while
+    url = f"http://127.0.0.1:{proxy.server_address[1]}"
+    proc = start_pipes(tmp_path, "--module", "flow", "Root", "--scheduler-url", url)
+    code = finish(proc, 60)
+    _, stderr = output(tmp_path)
+    assert code == ExitCode.OK, stderr
+    assert f"scheduler {url} is unhealthy (HTTP 503" in stderr
+    assert sorted((tmp_path / "runs.log").read_text().split()) == ["0", "1", "2", "3"]
 
 
 def test_client_does_not_retry_4xx_when_daemon_rejects_a_call(pipesd, flaky):
