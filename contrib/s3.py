@@ -104,7 +104,7 @@ def _cause(err: Exception) -> tuple[type[TargetError], str]:
         return TargetError, f"{cause} ({code})"
     if isinstance(err, bce.NoCredentialsError):
         return TargetPermissionDenied, "no credentials: set [s3] aws_access_key_id or AWS_* vars"
-    if isinstance(err, (bce.EndpointConnectionError, bce.ConnectionError)):
+    if isinstance(err, (bce.EndpointConnectionError, bce.ConnectionError, bce.HTTPClientError)):
         return TargetUnavailable, f"cannot reach the S3 endpoint ({err})"
     if isinstance(err, (bce.ReadTimeoutError, bce.ConnectTimeoutError)):
         return TargetUnavailable, f"the S3 call timed out ({err})"
@@ -487,10 +487,10 @@ class _S3Sink(AtomicSink):
 
     def publish(self) -> None:
         assert self._file is not None
-        self._file.flush()
-        self._file.seek(0)
+        self._file.close()
         try:
-            self.client.upload_fileobj(self._file, self.path)
+            # By file name, so the managed transfer reads and sends parts in parallel.
+            self.client.put(self._file.name, self.path)
         finally:
             self.discard()
 
