@@ -252,11 +252,9 @@ class RangeBase(WrapperTask):
     def requires(self) -> list[Task]:
         """The missing instances, oldest first (newest first with reverse), at most task_limit.
 
-        Computed once per instance of the range: the check lists directories.
+        Checked afresh on each call (the worker asks once per walk), so a long-lived process
+        that builds the same range again sees the gaps and the time of that moment.
         """
-        cached = self.__dict__.get("_range_required")
-        if cached is not None:
-            return cached
         start, stop = self._window()
         points = self.finite_datetimes(start, stop) if start < stop else []
         missing = sorted(self.missing_datetimes(points)) if points else []
@@ -268,7 +266,6 @@ class RangeBase(WrapperTask):
         )
         logger.info("%s", report.text())
         self.__dict__["_range_report"] = report
-        self.__dict__["_range_required"] = required
         return required
 
     def _param_text(self, point: dt.datetime) -> str:
@@ -284,7 +281,7 @@ class RangeBase(WrapperTask):
         self.set_status_message(report.text())
 
     def range_report(self) -> RangeReport:
-        """What the check found (runs it if it has not run yet)."""
+        """What a fresh check finds: counts and the oldest gap (for scripts and monitoring)."""
         self.requires()
         return self.__dict__["_range_report"]
 
