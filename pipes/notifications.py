@@ -14,15 +14,11 @@ import html
 import json
 import logging
 import queue
-import smtplib
 import socket
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from email.message import EmailMessage
 from typing import TYPE_CHECKING, Any
 
 from pipes.config import Config, get_config
@@ -156,8 +152,7 @@ def alert_text(alert: Alert, log_lines: int = LOG_LINES) -> str:
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(alert.time))
     lines = [
         f"Task:   {alert.task}",
-        f"Status: {alert.status} ({'disabled by pipesd' if alert.sent_by == 'pipesd' else 'failed'}"
-        f" at {when})",
+        f"Status: {alert.status} at {when} (seen by {alert.sent_by})",
         f"Host:   {alert.host}",
         "Parameters:",
         *(f"  {name} = {value}" for name, value in alert.params.items()),
@@ -212,6 +207,10 @@ def digest_mails(settings: EmailSettings, alerts: list[Alert]) -> list[_Mail]:
 
 def send_mail(settings: EmailSettings, mail: _Mail) -> None:
     """Send one mail through smtplib (STARTTLS unless [smtp] no_tls; SMTP_SSL with ssl)."""
+    # Imported here: a run that sends no mail should not pay for them at start.
+    import smtplib
+    from email.message import EmailMessage
+
     message = EmailMessage()
     message["Subject"] = mail.subject
     message["From"] = settings.sender
@@ -233,6 +232,9 @@ def send_mail(settings: EmailSettings, mail: _Mail) -> None:
 
 def post_webhook(url: str, alert: Alert, budget: float) -> None:
     """POST the alert as JSON; retry a 5xx or a connection error while `budget` seconds last."""
+    import urllib.error  # here, not at the top: see send_mail
+    import urllib.request
+
     body = json.dumps(alert.as_json()).encode("utf-8")
     give_up = time.monotonic() + budget
     for attempt in range(1, WEBHOOK_TRIES + 1):
@@ -256,6 +258,9 @@ def post_webhook(url: str, alert: Alert, budget: float) -> None:
 
 
 def _why(err: BaseException) -> str:
+    reason = getattr(err, "reason", None)  # urllib's URLError wraps the socket's error
+    if isinstance(reason, BaseException):
+        err = reason
     return " ".join(f"{type(err).__name__}: {err}".split())
 
 
