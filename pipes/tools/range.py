@@ -124,6 +124,7 @@ class RangeBase(WrapperTask):
 
     _visible_in_registry = False
     _unit: ClassVar[dates.Unit] = dates.DAY
+    _back_flag: ClassVar[str] = "--days-back"  # the option that bounds how far back it looks
 
     of = TaskParameter(description="the task family to complete (one date-like parameter)")
     of_params = DictParameter(default={}, description="other parameters of `of`, as JSON")
@@ -168,6 +169,15 @@ class RangeBase(WrapperTask):
         if self.param_name is None and not names:
             raise ParameterError(f"{family}: {self.of.get_task_family()} has no parameters")
         _zone(self.tz)
+
+    def __repr__(self) -> str:
+        """Only the parameters that differ from their defaults: a range has many."""
+        shown = [
+            f"{name}={param.serialize(self.param_kwargs[name])}"
+            for name, param in self.get_params()
+            if not param.has_default or self.param_kwargs[name] != param.default
+        ]
+        return f"{self.task_family}({', '.join(shown)})"
 
     # ----- the grid (luigi's method names, for subclasses) -------------------------------
 
@@ -231,23 +241,18 @@ class RangeBase(WrapperTask):
             return dt.datetime.fromtimestamp(seconds)
         return dt.datetime.fromtimestamp(seconds, zone).replace(tzinfo=None)
 
-    def _window(self) -> tuple[dt.datetime, dt.datetime]:
+    def _window(self) -> tuple[dt.datetime, dt.datetime, bool]:
+        """(start, stop) of the check, and whether the *_back bound cut --start off."""
         now = self._now()
         start, stop = self.moving_start(now), self.moving_stop(now)
+        clipped = False
         if self.start is not None:
             wanted = self.parameter_to_datetime(self.start)
-            if wanted < start:
-                logger.info(
-                    "%s: --start %s is older than the look-back window allows;"
-                    " checking from %s (raise the *_back parameter to go further)",
-                    self.get_task_family(),
-                    self.start,
-                    start,
-                )
+            clipped = wanted < start
             start = max(start, wanted)
         if self.stop is not None:
             stop = min(stop, self.parameter_to_datetime(self.stop))
-        return start, stop
+        return start, stop, clipped
 
     def requires(self) -> list[Task]:
         """The missing instances, oldest first (newest first with reverse), at most task_limit.
@@ -255,8 +260,17 @@ class RangeBase(WrapperTask):
         Checked afresh on each call (the worker asks once per walk), so a long-lived process
         that builds the same range again sees the gaps and the time of that moment.
         """
-        start, stop = self._window()
+        start, stop, clipped = self._window()
         points = self.finite_datetimes(start, stop) if start < stop else []
+        if clipped:
+            first = self._param_text(points[0]) if points else "nothing"
+            logger.info(
+                "%s: --start %s is older than %s allows: checking from %s",
+                self.get_task_family(),
+                self._unit.format(self.start),
+                self._back_flag,
+                first,
+            )
         missing = sorted(self.missing_datetimes(points)) if points else []
         chosen = missing[-self.task_limit :][::-1] if self.reverse else missing[: self.task_limit]
         required = [self._instance(point) for point in chosen]
@@ -315,6 +329,7 @@ class RangeHourly(RangeBase):
     """Requires the missing hourly instances of `of` (a DateHourParameter) from start to stop."""
 
     _unit = dates.HOUR
+    _back_flag = "--hours-back"
 
     start = _OptionalDateHour(default=None, description="first hour, inclusive")
     stop = _OptionalDateHour(default=None, description="last hour, exclusive")
@@ -332,6 +347,7 @@ class RangeByMinutes(RangeBase):
     """Requires the missing instances of `of` (a DateMinuteParameter) every minutes_interval."""
 
     _unit = dates.MINUTE
+    _back_flag = "--minutes-back"
 
     start = _OptionalDateMinute(default=None, description="first minute, inclusive")
     stop = _OptionalDateMinute(default=None, description="last minute, exclusive")
@@ -361,6 +377,7 @@ class RangeMonthly(RangeBase):
     """Requires the missing monthly instances of `of` (a MonthParameter) from start to stop."""
 
     _unit = dates.MONTH
+    _back_flag = "--months-back"
 
     start = _OptionalMonth(default=None, description="first month, inclusive")
     stop = _OptionalMonth(default=None, description="last month, exclusive")
