@@ -260,8 +260,11 @@ class S3Client(FileSystem):
         if not key:
             return self.exists(path)
         prefix = key.rstrip("/") + "/"
-        with s3_errors("list", path):
-            reply = self.s3.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1)
+        try:
+            with s3_errors("list", path):
+                reply = self.s3.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1)
+        except TargetNotFound:  # no bucket: nothing in it exists (a read would say why)
+            return False
         return reply.get("KeyCount", 0) > 0
 
     def exists_many(self, paths: Iterable[str]) -> dict[str, bool]:
@@ -285,6 +288,12 @@ class S3Client(FileSystem):
 
     def _names_under(self, bucket: str, prefix: str, last: str) -> set[str]:
         """Names of keys and 'directories' directly under ``prefix``, up to ``last`` in order."""
+        try:
+            return self._list_names(bucket, prefix, last)
+        except TargetNotFound:  # no bucket: nothing in it exists
+            return set()
+
+    def _list_names(self, bucket: str, prefix: str, last: str) -> set[str]:
         names: set[str] = set()
         pages = self.s3.get_paginator("list_objects_v2").paginate(
             Bucket=bucket, Prefix=prefix, Delimiter="/", PaginationConfig={"PageSize": 1000}

@@ -105,6 +105,10 @@ def test_s3_errors_name_the_target_and_cause_when_bucket_or_keys_are_wrong(s3_se
     client = make_client(s3_server)
     with pytest.raises(TargetNotFound, match=r"^cannot read s3://nobucket-x/k: the bucket does"):
         S3Target("s3://nobucket-x/k", client=client).open("r")
+    assert not S3Target("s3://nobucket-x/k", client=client).exists()  # incomplete, not an error
+    assert client.exists_many([f"s3://nobucket-x/k{i}" for i in range(10)]) == {
+        f"s3://nobucket-x/k{i}": False for i in range(10)
+    }
     with pytest.raises(TargetNotFound, match=rf"^cannot read s3://{bucket}/missing: no such key"):
         S3Target(f"s3://{bucket}/missing", client=client).open("r")
     wrong = S3Client(s3_server.access_key, "WRONG", endpoint_url=s3_server.url)
