@@ -236,6 +236,52 @@ def test_client_does_not_retry_4xx_when_daemon_rejects_a_call(pipesd, flaky):
     assert proxy.answered == [400]
 
 
+SLEEPER = """
+    import time
+    from pathlib import Path
+
+    import pipes
+
+
+    class Sleeper(pipes.Task):
+        def output(self):
+            return pipes.LocalTarget("out/sleeper")
+
+        def run(self):
+            Path("started").touch()
+            time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize("retry_seconds", [1, 40])
+def test_sigterm_exits_143_when_the_daemon_cannot_take_the_last_reports(
+    tmp_path, pipesd, flaky, retry_seconds
+):
+    write(tmp_path, "sleeper.py", SLEEPER)
+    config = FAST_CONFIG.replace("rpc_retry_seconds = 40", f"rpc_retry_seconds = {retry_seconds}")
+    write(tmp_path, "pipes.cfg", config + "force_multiprocessing = true\n")
+    proxy = flaky(failures=0)
+    url = f"http://127.0.0.1:{proxy.server_address[1]}"
+    proc = start_pipes(tmp_path, "--module", "sleeper", "Sleeper", "--scheduler-url", url)
+    try:
+        wait_for(lambda: (tmp_path / "started").exists(), 30, "the task to start")
+        with proxy.lock:
+            proxy.failures = 10**9  # from now on the journal takes no writes
+        proc.send_signal(signal.SIGTERM)
+        if retry_seconds > 1:  # a second SIGTERM ends the retrying at once
+            wait_for(lambda: "for /api/v1/add_tasks" in output(tmp_path)[1], 10, "a retry")
+            proc.send_signal(signal.SIGTERM)
+        code = finish(proc, 10)
+    finally:
+        proc.kill()
+    _, stderr = output(tmp_path)
+    assert code == ExitCode.TERMINATED, stderr
+    assert "pipes: terminated by SIGTERM" in stderr
+    assert "Traceback" not in stderr
+    if retry_seconds == 1:
+        assert "could not hand this worker's last reports to the scheduler" in stderr
+
+
 def _mount_tmpfs(path: Path) -> None:
     if os.geteuid() != 0:
         pytest.skip("mounting a small tmpfs for the daemon's state needs root")

@@ -10,6 +10,7 @@ from pipes.exceptions import PipesError
 from pipes.scheduler.api import SchedulerAPI
 
 logger = logging.getLogger("pipes.worker")
+STOP_WAIT = 1.0  # seconds stop() waits for a ping in flight
 
 
 class KeepAlive:
@@ -39,7 +40,11 @@ class KeepAlive:
                 logger.warning("ping failed: %s", err)
 
     def stop(self) -> None:
-        """Stop pinging and wait for the thread."""
+        """Stop pinging; wait a little for the thread.
+
+        A ping may be retrying while pipesd is down or answers 5xx (up to rpc_retry_seconds):
+        the thread is a daemon, so the run does not wait for that; it ends once the ping does.
+        """
         self._stop.set()
         if self._thread is not None:
-            self._thread.join()
+            self._thread.join(STOP_WAIT)

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipes.exceptions import TaskDefinitionError
+from pipes.exceptions import PipesError, TaskDefinitionError
 from pipes.scheduler.api import SchedulerAPI
 from pipes.task import Task
 from pipes.task_register import get_task_cls
@@ -129,20 +129,39 @@ class Worker:
         pinger = KeepAlive(self.scheduler, self.worker_id, self.info(), self.options.ping_interval)
         pinger.start()
         previous = self._install_signals()
+        stopped = False
         try:
             self._loop(runner)
         except BaseException as stop:
+            stopped = True
             sig = signal.SIGTERM if isinstance(stop, WorkerTerminated) else signal.SIGINT
             for execution, outcome in runner.stop(sig):
                 self._report(execution, outcome)
             raise
         finally:
-            runner.stop()
+            try:
+                runner.stop()
+                self._hand_back(stopped)
+            finally:
+                pinger.stop()
+                if self.progress is not None:
+                    self.progress.close()
+                self._restore_signals(previous)
+
+    def _hand_back(self, stopped: bool) -> None:
+        """Send the last reports and hand back queued tasks; when stopped, never fail for it.
+
+        Stopped (SIGINT, SIGTERM, an error), the run ends with its own cause even when the
+        scheduler cannot take them (it fails this worker's tasks once it drops the worker).
+        The call retries while pipesd is down; a second SIGINT or SIGTERM ends it at once.
+        """
+        if not stopped:
             self._release_queued()
-            pinger.stop()
-            if self.progress is not None:
-                self.progress.close()
-            self._restore_signals(previous)
+            return
+        try:
+            self._release_queued()
+        except PipesError as err:
+            logger.error("could not hand this worker's last reports to the scheduler: %s", err)
 
     def _install_signals(self, walking: bool = False) -> dict[int, Any]:
         """SIGTERM stops the worker (also while complete() checks hang); SIGUSR1 finishes up."""
