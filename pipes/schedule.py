@@ -86,7 +86,7 @@ class Schedule:
     """The jobs of a schedule file and the time zone their cron expressions are read in."""
 
     jobs: tuple[Job, ...]
-    zone: dt.tzinfo | None  # None: the local time zone
+    zone: dt.tzinfo | None  # None: naive local time (the local zone could not be read)
 
     def now(self) -> dt.datetime:
         """The current time in the schedule's zone (naive local time when it has none)."""
@@ -135,9 +135,22 @@ def _job(path: Path, name: str, table: object) -> Job:
     return Job(name, table["cron"], table["task"], module, pairs, tuple(args), overlap)
 
 
+def _local_zone() -> dt.tzinfo | None:
+    """The local zone with its daylight-saving rules (TZ, else /etc/localtime), if known."""
+    name = os.environ.get("TZ", "").lstrip(":")
+    try:
+        if name:
+            return zoneinfo.ZoneInfo(name)
+        with open("/etc/localtime", "rb") as file:
+            return zoneinfo.ZoneInfo.from_file(file, key="localtime")
+    except (OSError, ValueError, zoneinfo.ZoneInfoNotFoundError) as err:
+        logger.debug("local time zone unknown (%s): cron times are naive local times", err)
+        return None
+
+
 def _zone(path: Path, name: object) -> dt.tzinfo | None:
     if name is None:
-        return None
+        return _local_zone()
     if not isinstance(name, str):
         raise ConfigError(f"{path}: tz must be a string such as 'UTC' or 'Europe/Paris'")
     try:
@@ -185,6 +198,10 @@ class _JobState:
     started: float = 0.0  # time.time() of the running process's start
     queued: bool = False
     last: str = "no run yet"
+
+
+def _shown(when: dt.datetime) -> str:
+    return f"{when:%Y-%m-%d %H:%M:%S}"
 
 
 def _when(seconds: float) -> str:
@@ -290,7 +307,7 @@ class ScheduleLoop:
                 "job %s: %s, next run %s: %s",
                 state.job.name,
                 state.job.cron,
-                state.due,
+                _shown(state.due),
                 state.job.shown(),
             )
             self._publish(state)
@@ -304,14 +321,15 @@ class ScheduleLoop:
             self._reap(state)
         now = self.schedule.now()
         for state in self._states:
-            if state.due <= now:
+            # compared as instants: an aware datetime's wall clock repeats when DST ends
+            if state.due.timestamp() <= now.timestamp():
                 due, state.due = state.due, self.schedule.next_after(state.job, now)
                 self._fire(state, due)
 
     def _sleep(self) -> float:
         """Seconds until the next job is due, or until the next check of a running one."""
-        now = self.schedule.now()
-        ahead = min((state.due - now).total_seconds() for state in self._states)
+        now = time.time()
+        ahead = min(state.due.timestamp() - now for state in self._states)
         if any(state.proc is not None for state in self._states):
             ahead = min(ahead, POLL_SECONDS)
         return max(0.0, ahead)
@@ -326,7 +344,7 @@ class ScheduleLoop:
             logger.info(
                 "job %s: run due at %s overlaps run pid %d (since %s); %s",
                 name,
-                due,
+                _shown(due),
                 pid,
                 since,
                 word,
@@ -336,11 +354,11 @@ class ScheduleLoop:
         logger.warning(
             "job %s: skipped the run due at %s: run pid %d (since %s) is still going",
             name,
-            due,
+            _shown(due),
             pid,
             since,
         )
-        state.last = f"skipped the run due at {due:%Y-%m-%d %H:%M:%S} (previous run still going)"
+        state.last = f"skipped the run due at {_shown(due)} (previous run still going)"
         self._publish(state)
 
     def _start(self, state: _JobState) -> None:
@@ -388,7 +406,7 @@ class ScheduleLoop:
             f"running since {_when(state.started)} (pid {state.proc.pid}); " if state.proc else ""
         )
         self.publisher.publish(
-            state.job, f"{running}next run {state.due:%Y-%m-%d %H:%M:%S}; last: {state.last}"
+            state.job, f"{running}next run {_shown(state.due)}; last: {state.last}"
         )
 
     def _finish(self) -> None:
@@ -423,7 +441,7 @@ def _listing(schedule: Schedule, count: int = 3) -> Iterator[str]:
         times, when = [], now
         for _ in range(count):
             when = schedule.next_after(job, when)
-            times.append(f"{when:%Y-%m-%d %H:%M:%S}")
+            times.append(_shown(when))
         yield f"{job.name}: {job.cron} (overlap {job.overlap}): {job.shown()}"
         yield f"  next: {', '.join(times)}"
 
