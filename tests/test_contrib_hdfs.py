@@ -193,3 +193,34 @@ def test_hdfs_import_without_hdfs_package_gives_one_line_error_naming_the_extra(
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode != 0
     assert "MissingExtra" in done.stderr and "pip install pipes[hdfs]" in done.stderr
+
+
+def test_task_fails_with_one_line_cause_when_namenode_is_down(write_file, run_pipes):
+    write_file(
+        "pipes.cfg",
+        "[hdfs]\nnamenode_host = 127.0.0.1\nretries = 2\nretry_delay = 0.01\n[webhdfs]\nport = 9\n",
+    )
+    write_file(
+        "flows_down.py",
+        """
+        import pipes
+        from pipes.contrib.hdfs import HdfsTarget
+
+        class Land(pipes.Task):
+            def output(self):
+                return HdfsTarget("/data/landed.txt")
+
+            def run(self):
+                with self.output().open("w") as out:
+                    out.write("x")
+        """,
+    )
+    done = run_pipes("--module", "flows_down", "Land", "--local-scheduler")
+    assert done.returncode != 0
+    lines = [
+        line
+        for line in done.stdout.splitlines() + done.stderr.splitlines()
+        if "cannot check /data/landed.txt" in line
+    ]
+    assert lines and "namenode http://127.0.0.1:9 unreachable (connection failed)" in lines[0]
+    assert "Traceback" not in done.stdout

@@ -72,7 +72,8 @@ class WebHdfsClient(HdfsFileSystem):
                 text = str(err).splitlines()[0] if str(err) else type(err).__name__
                 kind = getattr(err, "exception", None) or ""
                 if isinstance(err, requests.RequestException):
-                    text = f"namenode {', '.join(self.config.urls())} unreachable ({text[:120]})"
+                    why = "timed out" if isinstance(err, requests.Timeout) else "connection failed"
+                    text = f"namenode {', '.join(self.config.urls())} unreachable ({why})"
                     cls: type[TargetError] = TargetUnavailable
                 else:
                     cls = classify(f"{kind} {text}")
