@@ -67,7 +67,8 @@ def _global_parser(add_help: bool) -> _Parser:
         usage="pipes [--module MODULE] TASK [--param value ...] [options]",
         description="Run a pipes task and everything it needs that is not complete yet.",
         epilog="pipes deps [--module MODULE] TASK [--param value ...] prints the task's"
-        " dependency tree and runs nothing.",
+        " dependency tree and runs nothing. pipes schedule FILE starts runs at the times"
+        " a schedule file gives (docs/cron.md).",
     )
     group = parser.add_argument_group("options")
     group.add_argument("--module", help="import this module to find the task")
