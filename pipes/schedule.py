@@ -430,7 +430,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("file", type=Path, help="the schedule file (TOML, [job.NAME] tables)")
     parser.add_argument("--scheduler-url", help="show each job on this pipesd's status page")
-    parser.add_argument("--log-level", type=str.upper, help="default: [core] log_level or INFO")
+    parser.add_argument(
+        "--log-level",
+        type=str.upper,
+        choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
+        help="default: [core] log_level or INFO",
+    )
     parser.add_argument("--list", action="store_true", help="print each job's next runs and exit")
     return parser
 
