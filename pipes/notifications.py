@@ -101,7 +101,9 @@ def alert_settings(config: Config | None = None) -> AlertSettings:
         where = config.where("email", "format")
         raise ConfigError(f"{where} = {email_format!r} is not one of {', '.join(FORMATS)}")
     email = None
-    if email_format != "none":
+    # Mail is on once [email] or [smtp] says anything: a task's owner_email alone must not
+    # make every run try a mail server on localhost.
+    if email_format != "none" and (config.section("email") or config.section("smtp")):
         email = EmailSettings(
             receivers=_addresses(config.get("email", "receiver")),
             sender=config.get("email", "sender") or f"pipes@{socket.getfqdn()}",

@@ -174,6 +174,15 @@ def test_owner_email_adds_a_recipient_to_the_receivers(failing, write_file, run_
     assert mail.recipients == ["ops@example.com", "owner@example.com"]
 
 
+def test_owner_email_alone_sends_nothing_when_mail_is_not_configured(
+    failing, write_file, run_pipes
+):
+    _config(write_file)  # no [email] or [smtp]: no attempt at a mail server on localhost
+    result = run_pipes("--module", "failing", "Owned", script=True)
+    assert result.returncode == ExitCode.TASK_FAILED
+    assert "alert" not in result.stderr
+
+
 def test_html_format_escapes_the_error_into_a_pre_block(
     failing, write_file, run_pipes, smtp_server
 ):
