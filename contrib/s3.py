@@ -104,10 +104,10 @@ def _cause(err: Exception) -> tuple[type[TargetError], str]:
         return TargetError, f"{cause} ({code})"
     if isinstance(err, bce.NoCredentialsError):
         return TargetPermissionDenied, "no credentials: set [s3] aws_access_key_id or AWS_* vars"
-    if isinstance(err, (bce.EndpointConnectionError, bce.ConnectionError, bce.HTTPClientError)):
-        return TargetUnavailable, f"cannot reach the S3 endpoint ({err})"
     if isinstance(err, (bce.ReadTimeoutError, bce.ConnectTimeoutError)):
         return TargetUnavailable, f"the S3 call timed out ({err})"
+    if isinstance(err, (bce.EndpointConnectionError, bce.ConnectionError, bce.HTTPClientError)):
+        return TargetUnavailable, f"cannot reach the S3 endpoint ({err})"
     return TargetError, str(err).splitlines()[0] if str(err) else type(err).__name__
 
 

@@ -5,6 +5,7 @@ Every HDFS-only test in the suite lives here so one xdist worker owns the sessio
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import uuid
@@ -13,6 +14,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 from pipes.contrib.hdfs import HdfsConfig, HdfsFlagTarget, HdfsTarget
+from pipes.contrib.hdfs.error import with_retries
 from pipes.contrib.hdfs.hadoopcli_clients import HdfsClient
 from pipes.contrib.hdfs.webhdfs_client import WebHdfsClient
 from remote_fixtures import *  # noqa: F403 -- the fixtures: hdfs_server, hadoop_cli
@@ -224,3 +226,37 @@ def test_task_fails_with_one_line_cause_when_namenode_is_down(write_file, run_pi
     ]
     assert lines and "namenode http://127.0.0.1:9 unreachable (connection failed)" in lines[0]
     assert "Traceback" not in done.stdout
+
+
+def test_webhdfs_call_times_out_when_the_namenode_never_answers():
+    with socket.socket() as silent:  # accepts connections (kernel backlog) but never replies
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        fs = WebHdfsClient(HdfsConfig(webhdfs_urls=(url,), timeout=0.3, retry_delay=0.01))
+        with pytest.raises(TargetUnavailable, match=r"unreachable \(timed out\)$"):
+            fs.exists("/x")
+
+
+def test_hdfs_transient_error_is_retried_a_bounded_number_of_times():
+    calls = []
+
+    def flaky():
+        calls.append(1)
+        if len(calls) < 3:
+            raise TargetUnavailable("cannot check /x: namenode unreachable (connection failed)")
+        return "ok"
+
+    assert with_retries(flaky, attempts=3, delay=0.001) == "ok" and len(calls) == 3
+    calls.clear()
+    with pytest.raises(TargetUnavailable):
+        with_retries(lambda: flaky() and flaky() and flaky(), attempts=1, delay=0.001)
+    permanent = []
+
+    def missing():
+        permanent.append(1)
+        raise TargetNotFound("cannot read /x: File /x not found.")
+
+    with pytest.raises(TargetNotFound):
+        with_retries(missing, attempts=5, delay=0.001)
+    assert len(permanent) == 1  # a permanent error is not retried

@@ -6,6 +6,7 @@ Every S3 test in the suite lives here so one xdist worker owns the session's rad
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -284,3 +285,13 @@ def _hdfs_names(server, root: str) -> list[str]:
 
     client = WebHdfsClient(HdfsConfig(webhdfs_urls=(server.webhdfs_url,), user="root"))
     return [Path(p).name for p in client.listdir(root)]
+
+
+def test_s3_call_times_out_when_the_server_never_answers():
+    with socket.socket() as silent:  # accepts connections (kernel backlog) but never replies
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        client = S3Client("a", "b", endpoint_url=url, read_timeout=0.3, max_attempts=2)
+        with pytest.raises(TargetUnavailable, match=r"^cannot check s3://b/k: the S3 call timed"):
+            client.exists("s3://b/k")
