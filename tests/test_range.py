@@ -333,6 +333,10 @@ def test_range_reverse_with_task_limit_takes_the_newest_gaps(flow, run_pipes):
         (["--of", "Day", "--start", "2024-01-01", "--tz", "Mars/Base"], "unknown time zone"),
         (["--of", "Day", "--start", "2024-01-01", "--param-name", "dat"], "no parameter 'dat'"),
         (["--of", "Dya", "--start", "2024-01-01"], "no task family named 'Dya'"),
+        (
+            ["--of", "Day", "--start", "2024-01-01", "--of-params", '{"region": "eu"}'],
+            "unknown parameter region for task Day",
+        ),
     ],
 )
 def test_range_bad_parameters_exit_2_with_one_line_error(flow, run_pipes, args, message):

@@ -169,6 +169,8 @@ class RangeBase(WrapperTask):
         if self.param_name is None and not names:
             raise ParameterError(f"{family}: {self.of.get_task_family()} has no parameters")
         _zone(self.tz)
+        # one instance now, so a wrong --of-params is a usage error, not a scheduling error
+        self._instance(self.parameter_to_datetime(self.start or self.stop))
 
     def __repr__(self) -> str:
         """Only the parameters that differ from their defaults: a range has many."""
