@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import stat
 import subprocess
 import sys
@@ -44,6 +45,18 @@ class Hold(pipes.Task):
         wait_for_file(f"release-{self.name}")
         with self.output().open("w") as out:
             out.write(str(os.getpid()))
+
+
+class SlowCheck(pipes.Task):
+    """Its complete() holds the walk until the test releases it."""
+
+    def complete(self):
+        open("checking", "w").close()
+        wait_for_file("release-check")
+        return False
+
+    def run(self):
+        open("ran", "w").close()
 
 
 class Two(pipes.WrapperTask):
@@ -198,6 +211,18 @@ def test_take_lock_makes_running_run_finish_its_task_and_exit_then_runs(runs):
     out_dir = runs.tmp_path / "out"
     assert (out_dir / f"{running}.txt").read_text() == str(first.pid)
     assert (out_dir / f"{other}.txt").read_text() == str(taker.pid)
+    assert runs.pid_files() == []
+
+
+def test_sigusr1_while_walking_finishes_up_instead_of_killing_the_run(runs):
+    walking = runs.start("SlowCheck")
+    wait_for(lambda: (runs.tmp_path / "checking").exists(), what="the walk to call complete()")
+    walking.send_signal(signal.SIGUSR1)  # what --take-lock sends; its default action kills
+    runs.release("check")
+    out, err = walking.communicate(timeout=30)
+    assert walking.returncode == ExitCode.NOT_RUN, err
+    assert "SlowCheck(): not started (SIGUSR1: finishing up)" in out
+    assert not (runs.tmp_path / "ran").exists()
     assert runs.pid_files() == []
 
 
