@@ -336,3 +336,22 @@ def test_pipesd_alert_failure_never_fails_the_transition(
     warnings = [line for line in daemon.output().splitlines() if "alert not sent" in line]
     assert len(warnings) == 1 and "ConnectionRefusedError" in warnings[0], daemon.output()
     assert "Traceback" not in daemon.output()
+
+
+def test_pipesd_batch_digest_goes_out_when_pipesd_stops(
+    failing, write_file, pipesd_factory, start_worker, smtp_server
+):
+    daemon = pipesd_factory(
+        "[scheduler]\nretry_count = 1\n\n" + EMAIL + "batch = true\n\n" + smtp_server.config()
+    )
+    write_file("pipes.cfg", "[core]\nlog_level = WARNING\n")
+    worker = start_worker("Both", url=daemon.url, module="failing")
+    assert worker.wait(60) == ExitCode.TASK_FAILED, worker.stderr
+    assert len(daemon.call("task_list", status="DISABLED")["tasks"]) == 2
+    assert smtp_server.mails == []  # the digest waits for its interval (60 min) ...
+
+    assert daemon.stop() == 0  # ... or for pipesd to stop
+    (mail,) = smtp_server.mails
+    assert mail.subject == f"[ETL] pipes: 2 task failures on {HOST}"
+    assert "Task:   Boom(day=1)" in mail.body and "Task:   Boom(day=2)" in mail.body
+    assert mail.body.count("(seen by pipesd)") == 2
