@@ -226,6 +226,15 @@ def test_sigusr1_while_walking_finishes_up_instead_of_killing_the_run(runs):
     assert runs.pid_files() == []
 
 
+def test_pid_file_is_removed_when_run_is_stopped_by_sigterm(runs):
+    first = runs.start("Hold")
+    wait_for(runs.started, what="the task to start")
+    assert len(runs.pid_files()) == 1
+    first.send_signal(signal.SIGTERM)
+    assert first.wait(30) == ExitCode.TERMINATED
+    assert runs.pid_files() == []
+
+
 def test_pid_dir_is_private_and_pid_file_0644_while_running(runs):
     first = runs.start("Hold")
     wait_for(runs.started, what="the task to start")
