@@ -54,6 +54,12 @@ class Wait(pipes.Task):
             out.write("ok")
 
 
+class Odd(pipes.Task):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        raise RuntimeError("odd constructor")
+
+
 class Both(pipes.WrapperTask):
     def requires(self):
         return [Boom(), Load()]
@@ -127,3 +133,14 @@ def test_bad_retcode_value_exits_2_before_running(etl, run_pipes, tmp_path):
         "pipes: error: pipes.cfg [retcode] task_failed = 300 is not an exit code 0..255\n"
     )
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(("retcode", "code"), [("", 1), ("unhandled_exception = 9\n", 9)])
+def test_unexpected_error_prints_traceback_and_exits_unhandled_exception_code(
+    etl, run_pipes, retcode, code
+):
+    etl(retcode)
+    result = run_pipes("--module", "etl", "Odd")
+    assert result.returncode == code
+    assert "Traceback (most recent call last)" in result.stderr
+    assert result.stderr.rstrip().endswith("RuntimeError: odd constructor")
