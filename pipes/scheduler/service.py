@@ -21,7 +21,6 @@ from pipes.exceptions import BadRequest, StoreError, StoreUnavailable
 from pipes.scheduler import views
 from pipes.scheduler.core import Changes, Scheduler
 from pipes.scheduler.model import Status, TaskSpec
-from pipes.scheduler.storable import storable
 
 logger = logging.getLogger("pipes.scheduler")
 
@@ -167,7 +166,7 @@ class Service:
         spec = self.methods.get(method)
         if spec is None:
             raise BadRequest(f"unknown method {method!r}")
-        args = _validated(method, spec, storable(body, method))
+        args = _validated(method, spec, body)
         if self._stale:
             self._rebuild()
         if spec.writes and self.store_error is not None:

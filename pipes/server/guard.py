@@ -13,7 +13,8 @@ import re
 import urllib.parse
 from typing import Any
 
-from pipes.scheduler.storable import bounded_int
+from pipes.exceptions import BadRequest
+from pipes.scheduler.storable import bounded_int, finite_float, storable
 
 LOCAL_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 
@@ -113,18 +114,30 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+_DECODER = json.JSONDecoder(  # one decoder: json.loads with hooks would build one per call
+    parse_constant=_reject_constant,
+    parse_int=bounded_int,
+    parse_float=finite_float,
+    object_pairs_hook=_unique_keys,
+)
+
+
 def parse_body(raw: bytes, max_items: int) -> Any:
-    """The JSON value of a request body (empty means {}); Rejected with 400 or 413."""
+    """The JSON value of a request body (empty means {}); Rejected with 400 or 413.
+
+    Only what the journal can store gets through (see pipes.scheduler.storable).
+    """
     if count_items_over(raw, max_items):
         raise Rejected(413, f"request body has more than {max_items} JSON items")
     try:
-        return json.loads(
-            raw or b"{}",
-            parse_constant=_reject_constant,
-            parse_int=bounded_int,
-            object_pairs_hook=_unique_keys,
-        )
+        body = _DECODER.decode(raw.decode("utf-8") if raw else "{}")
     except (ValueError, UnicodeDecodeError) as err:
         raise Rejected(400, f"malformed JSON body: {err}") from None
     except RecursionError:
         raise Rejected(400, "malformed JSON body: nested too deeply") from None
+    if b"\\ud" in raw or b"\\uD" in raw:  # an escaped surrogate, perhaps a lone one
+        try:
+            body = storable(body, "request body")
+        except BadRequest as err:
+            raise Rejected(400, str(err)) from None
+    return body
