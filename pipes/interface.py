@@ -143,7 +143,9 @@ def lock_options(
     if size < 1:
         raise UsageError(f"lock size must be at least 1, got {size}")
     return LockOptions(
-        pid_dir=pid_dir or config.get("core", "lock_pid_dir") or default_pid_dir(),
+        pid_dir=os.path.expanduser(
+            pid_dir or config.get("core", "lock_pid_dir") or default_pid_dir()
+        ),
         size=size,
         take=take if take is not None else config.getboolean("core", "take_lock", False),
     )

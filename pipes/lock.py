@@ -19,7 +19,6 @@ import os
 import re
 import signal
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,11 +61,11 @@ class Holder:
 
 
 def default_pid_dir() -> str:
-    """A per-user directory: $XDG_RUNTIME_DIR/pipes, else <tmp>/pipes-<uid>."""
-    runtime = os.environ.get("XDG_RUNTIME_DIR")
-    if runtime and os.path.isdir(runtime):
-        return os.path.join(runtime, "pipes")
-    return os.path.join(tempfile.gettempdir(), f"pipes-{os.geteuid()}")
+    """/tmp/pipes-<uid>: per user, and the same for a run from cron and one from a shell.
+
+    Not $XDG_RUNTIME_DIR or $TMPDIR: cron sets neither, so a login shell would lock elsewhere.
+    """
+    return f"/tmp/pipes-{os.geteuid()}"
 
 
 def lock_name(roots: list[Task]) -> str:
@@ -139,6 +138,7 @@ class RunLock:
             if fd is not None:
                 self._fd, self.path = fd, path
                 _write_holder(fd)
+                sweep_stale(path.parent, keep=path)
                 return True
         return False
 
@@ -155,7 +155,7 @@ class RunLock:
         running = ", ".join(h.describe() for h in holders) or "another process"
         times = f" {self.options.size} times" if self.options.size > 1 else ""
         return (
-            f"{self.what} is already running{times} ({running}; lock {self.slot_paths()[0]});"
+            f"{self.what} is already running{times} ({running});"
             " --take-lock takes over when its running tasks finish, --no-lock runs anyway"
         )
 
@@ -235,6 +235,33 @@ def _lock_file(path: Path) -> int | None:
         if same:
             return fd
         os.close(fd)
+
+
+def sweep_stale(directory: Path, keep: Path) -> int:
+    """Remove the pid files no process holds (left by killed runs); returns how many.
+
+    Same protocol as _lock_file: lock, check the path still names that inode, unlink, close.
+    """
+    removed = 0
+    for path in directory.glob("*.pid"):
+        if path == keep:  # closing any fd of our own file would drop our lock
+            continue
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW)
+        except OSError:  # gone meanwhile, or not ours to open
+            continue
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                path.unlink()
+                removed += 1
+        except OSError:  # held by a live run, or removed meanwhile: leave it
+            continue
+        finally:
+            os.close(fd)
+    if removed:
+        logger.debug("removed %d stale pid files from %s", removed, directory)
+    return removed
 
 
 def _write_holder(fd: int) -> None:

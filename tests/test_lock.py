@@ -68,18 +68,19 @@ class Two(pipes.WrapperTask):
 @pytest.fixture
 def hold(tmp_path: Path) -> Path:
     (tmp_path / "hold.py").write_text(HOLD_MODULE)
-    (tmp_path / "pipes.cfg").write_text("[core]\nlog_level = WARNING\n")
-    (tmp_path / "run").mkdir(mode=0o700)
+    # Each test its own pid dir: the default one is shared by all of this user's runs.
+    lock_dir = tmp_path / "run" / "pipes"
+    (tmp_path / "pipes.cfg").write_text(f"[core]\nlog_level = WARNING\nlock_pid_dir = {lock_dir}\n")
     return tmp_path
 
 
 class Runs:
-    """`pipes --module hold ...` processes in tmp_path, with XDG_RUNTIME_DIR in tmp_path."""
+    """`pipes --module hold ...` processes in tmp_path, whose pipes.cfg names the pid dir."""
 
     def __init__(self, tmp_path: Path) -> None:
         self.tmp_path = tmp_path
         self.procs: list[subprocess.Popen[str]] = []
-        self.env = clean_environment({"XDG_RUNTIME_DIR": str(tmp_path / "run")})
+        self.env = clean_environment()
 
     @property
     def lock_dir(self) -> Path:
@@ -191,6 +192,19 @@ def test_stale_pid_file_never_blocks_when_holder_was_killed_or_pid_reused(runs):
     assert not pid_file.exists()
 
 
+def test_run_sweeps_pid_files_left_by_killed_runs_but_not_held_ones(runs):
+    first = runs.start("Hold")
+    wait_for(runs.started, what="the first run's task to start")
+    (held,) = runs.pid_files()
+    left = runs.lock_dir / "Old-0123456789abcdef.0.pid"
+    left.write_text(json.dumps({"pid": 999999, "since": 0, "start_ticks": "1", "command": "x"}))
+    runs.release("b")
+    assert runs.run("Hold", "--name", "b").returncode == ExitCode.OK
+    assert runs.pid_files() == [held]  # the killed run's file went, the live one stayed
+    runs.release()
+    assert first.wait(30) == ExitCode.OK
+
+
 def test_take_lock_makes_running_run_finish_its_task_and_exit_then_runs(runs):
     first_log = runs.tmp_path / "first.err"
     first = runs.start("Two", stderr=first_log)
@@ -233,6 +247,20 @@ def test_pid_file_is_removed_when_run_is_stopped_by_sigterm(runs):
     first.send_signal(signal.SIGTERM)
     assert first.wait(30) == ExitCode.TERMINATED
     assert runs.pid_files() == []
+
+
+def test_default_pid_dir_is_tmp_pipes_uid_whatever_the_environment(runs):
+    (runs.tmp_path / "pipes.cfg").write_text("[core]\nlog_level = WARNING\n")
+    runs.env.update(XDG_RUNTIME_DIR=str(runs.tmp_path), TMPDIR=str(runs.tmp_path))
+    first = runs.start("Hold")
+    wait_for(runs.started, what="the task to start")
+    default = Path(f"/tmp/pipes-{os.geteuid()}")
+    assert stat.S_IMODE(default.stat().st_mode) == 0o700
+    mine = [p for p in default.glob("Hold-*.pid") if f'"pid": {first.pid},' in p.read_text()]
+    assert len(mine) == 1
+    runs.release()
+    assert first.wait(30) == ExitCode.OK
+    assert not mine[0].exists()
 
 
 def test_pid_dir_is_private_and_pid_file_0644_while_running(runs):

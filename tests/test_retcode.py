@@ -67,11 +67,12 @@ class Both(pipes.WrapperTask):
 
 
 @pytest.fixture
-def etl(write_file):
+def etl(write_file, tmp_path):
     write_file("etl.py", MODULE)
+    core = f"[core]\nlog_level = WARNING\nlock_pid_dir = {tmp_path / 'locks'}\n"
 
     def configure(retcode: str = "") -> None:
-        write_file("pipes.cfg", f"[core]\nlog_level = WARNING\n\n[retcode]\n{retcode}")
+        write_file("pipes.cfg", f"{core}\n[retcode]\n{retcode}")
 
     return configure
 
@@ -106,18 +107,16 @@ def test_retcode_zero_for_one_condition_leaves_the_next_worst_outcome(etl, run_p
 
 def test_retcode_already_running_renumbers_the_lock_refusal(etl, run_pipes, tmp_path, clean_env):
     etl("already_running = 60\n")
-    runtime = tmp_path / "run"
-    runtime.mkdir(mode=0o700)
     first = subprocess.Popen(
         [sys.executable, "-m", "pipes", "--module", "etl", "Wait"],
         cwd=tmp_path,
-        env={**clean_env, "XDG_RUNTIME_DIR": str(runtime)},
+        env=clean_env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     try:
         wait_for(lambda: (tmp_path / "waiting").exists(), what="the first run to start Wait")
-        result = run_pipes("--module", "etl", "Wait", env={"XDG_RUNTIME_DIR": str(runtime)})
+        result = run_pipes("--module", "etl", "Wait")
         assert result.returncode == 60
         assert f"pipes: error: Wait() is already running (pid {first.pid} since" in result.stderr
     finally:
