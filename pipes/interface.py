@@ -77,6 +77,7 @@ def execute(
         try:
             worker.add(roots)
             worker.run()
+            _alert_broken(notifier, worker)
         finally:
             notifier.close()  # a batched digest goes out now at the latest
     ran = {task_id: outcome.status for task_id, outcome in worker.ran.items()}
@@ -97,6 +98,14 @@ def execute(
         result.reasons = _not_run_reasons(scheduler, result)
     _stop_worker(scheduler, worker.worker_id)
     return result
+
+
+def _alert_broken(notifier: Notifier, worker: Worker) -> None:
+    """Alert each task whose requires(), complete() or output() raised during the walk."""
+    for task_id, error in worker.graph.broken.items():
+        task = worker.graph.tasks.get(task_id)
+        if task is not None:
+            notifier.task_failed(task, error, None, "SCHEDULING_ERROR")
 
 
 class _FinishUp:

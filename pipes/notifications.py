@@ -127,15 +127,17 @@ def alert_settings(config: Config | None = None) -> AlertSettings:
     )
 
 
-def task_alert(task: Task, error: str | None, log_tail: str | None) -> Alert:
-    """The alert for a task that failed in this worker."""
+def task_alert(
+    task: Task, error: str | None, log_tail: str | None, status: str = "FAILED"
+) -> Alert:
+    """The alert for a task that failed in this worker (or, SCHEDULING_ERROR, in its walk)."""
     owners = task.owner_email
     return Alert(
         task=str(task),
         task_id=task.task_id,
         family=task.get_task_family(),
         params=task.to_str_params(),
-        status="FAILED",
+        status=status,
         host=socket.gethostname(),
         error=error or "",
         log_tail=log_tail or "",
@@ -292,12 +294,14 @@ class Notifier:
         if self._thread is not None:
             self._queue.put(alert)
 
-    def task_failed(self, task: Task, error: str | None, log_tail: str | None) -> None:
+    def task_failed(
+        self, task: Task, error: str | None, log_tail: str | None, status: str = "FAILED"
+    ) -> None:
         """The worker's hook: queue the alert for a task that failed here."""
         if self._thread is None:
             return
         try:
-            self.notify(task_alert(task, error, log_tail))
+            self.notify(task_alert(task, error, log_tail, status))
         except Exception as err:  # e.g. a broken owner_email property: never fail the run
             logger.warning("alert for %s not sent: %s", task, _why(err))
 

@@ -43,6 +43,11 @@ class Owned(Boom):
     owner_email = "owner@example.com"
 
 
+class Broken(pipes.Task):
+    def requires(self):
+        raise KeyError("no such region")
+
+
 class Both(pipes.WrapperTask):
     def requires(self):
         return [Boom(day=1), Boom(day=2)]
@@ -164,6 +169,15 @@ def test_failure_email_arrives_with_traceback_parameters_and_log_tail(
     assert "ValueError: bad row 17 on day 7" in body
     assert "processing row 16" in body.split("Log tail (last 50 lines):")[1]
     assert "alert not sent" not in result.stderr
+
+
+def test_scheduling_error_is_mailed_with_its_traceback(failing, write_file, run_pipes, smtp_server):
+    _config(write_file, EMAIL, smtp_server.config())
+    result = run_pipes("--module", "failing", "Broken", script=True)
+    assert result.returncode == ExitCode.SCHEDULING_ERROR
+    (mail,) = smtp_server.mails
+    assert mail.subject == f"[ETL] pipes: Broken() SCHEDULING_ERROR on {HOST}"
+    assert "KeyError: 'no such region'" in mail.body and "requires" in mail.body
 
 
 def test_owner_email_adds_a_recipient_to_the_receivers(failing, write_file, run_pipes, smtp_server):
