@@ -50,6 +50,7 @@ from pipes.target import FileSystem as FileSystem
 from pipes.target import FileSystemTarget as FileSystemTarget
 from pipes.target import Target as Target
 from pipes.task import Config as Config
+from pipes.task import DynamicRequirements as DynamicRequirements
 from pipes.task import ExternalTask as ExternalTask
 from pipes.task import Task as Task
 from pipes.task import WrapperTask as WrapperTask
@@ -63,6 +64,7 @@ __all__ = [
     "WrapperTask",
     "ExternalTask",
     "Config",
+    "DynamicRequirements",
     "flatten",
     "externalize",
     "getpaths",

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from pipes import overrides, task_register
-from pipes.config import get_config, warn_unknown
+from pipes.config import KNOWN_OPTIONS, get_config, warn_unknown
 from pipes.exceptions import ParameterError, PipesError, UnknownTaskError, UsageError
 from pipes.exit_codes import ExitCode
 from pipes.interface import execute, lock_options, locked, warn_config
@@ -132,6 +132,62 @@ def package_version() -> str:
         return importlib.metadata.version("pipes")
     except importlib.metadata.PackageNotFoundError:  # run from a source tree, not installed
         return "unknown (not installed)"
+
+
+# Luigi's config classes on the command line: --<section>-<option> [value] (issue 13).
+CONFIG_FLAG_SECTIONS = ("worker", "scheduler", "core", "retcode", "email")
+CONFIG_BOOLEANS = {
+    ("worker", "keep_alive"),
+    ("worker", "retry_external_tasks"),
+    ("worker", "force_multiprocessing"),
+    ("worker", "check_complete_on_run"),
+    ("worker", "cache_task_completion"),
+    ("worker", "progress"),
+    ("scheduler", "disable_persist_on_restart"),
+    ("scheduler", "public_read"),
+    ("core", "no_lock"),
+    ("core", "take_lock"),
+    ("email", "batch"),
+}
+
+
+def _config_flag(word: str) -> tuple[str, str] | None:
+    """(section, option) for a --<section>-<option> flag naming a known option, else None."""
+    name = word[2:].split("=", 1)[0].replace("-", "_")
+    for section in CONFIG_FLAG_SECTIONS:
+        option = name.removeprefix(section + "_")
+        if option != name and option in KNOWN_OPTIONS[section]:
+            return section, option
+    return None
+
+
+def apply_config_flags(argv: Sequence[str]) -> list[str]:
+    """Set each --<section>-<option> [value] in the process-wide config; the other words.
+
+    A boolean option given without a value means true, as in Luigi.
+    """
+    rest: list[str] = []
+    index = 0
+    while index < len(argv):
+        word = argv[index]
+        found = _config_flag(word) if word.startswith("--") else None
+        if found is None:
+            rest.append(word)
+            index += 1
+            continue
+        if "=" in word:
+            value = word.split("=", 1)[1]
+        elif found in CONFIG_BOOLEANS:
+            following = argv[index + 1] if index + 1 < len(argv) else ""
+            is_bool = following.lower() in ("true", "false")
+            value, index = (following, index + 1) if is_bool else ("true", index)
+        elif index + 1 < len(argv):
+            value, index = argv[index + 1], index + 1
+        else:
+            raise UsageError(f"{word} needs a value")
+        get_config().set(*found, value)
+        index += 1
+    return rest
 
 
 def split_task_name(argv: Sequence[str]) -> tuple[str | None, list[str]]:
@@ -298,6 +354,17 @@ def _check_value(family: str, name: str, value: str) -> None:
 
 
 def run(argv: Sequence[str] | None = None) -> RunResult:
+    """Parse and run a command line as the `pipes` command does, printing its summary.
+
+    For scripts that end with pipes.run() as Luigi's end with luigi.run(); raises PipesError
+    on bad input instead of exiting.
+    """
+    result = run_command(argv)
+    print(result.summary_text(), flush=True)
+    return result
+
+
+def run_command(argv: Sequence[str] | None = None) -> RunResult:
     """Parse and run a command line as the `pipes` command does; raises PipesError on bad input."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if os.getcwd() not in sys.path:  # like `python -m`: the user's modules sit in the cwd
@@ -306,6 +373,7 @@ def run(argv: Sequence[str] | None = None) -> RunResult:
         from pipes import schedule  # cronsim and the loop load only for this command
 
         raise SystemExit(schedule.main(argv[1:], configure_logging))
+    argv = apply_config_flags(argv)
     show_deps = bool(argv) and argv[0] == "deps"  # `pipes deps ...`: the tree, run nothing
     name, rest = split_task_name(argv[1:] if show_deps else argv)
     options, _ = _global_parser(add_help=True).parse_known_args(rest)
@@ -407,7 +475,7 @@ class _LineFormatter(logging.Formatter):
 def main(argv: Sequence[str] | None = None) -> NoReturn:
     """Entry point of the `pipes` console script."""
     try:
-        result = run(argv)
+        result = run_command(argv)
     except PipesError as err:
         message = " ".join(str(err).split("\n"))
         print(f"pipes: error: {message}", file=sys.stderr)

@@ -3,6 +3,8 @@
 Files are read in order, later ones overriding earlier ones: /etc/pipes/pipes.cfg,
 /etc/pipes/pipes.toml, ./pipes.cfg, ./pipes.toml, ./pyproject.toml [tool.pipes], then each
 file named in PIPES_CONFIG_PATH (colon-separated). Values may use ${ENV_VAR} interpolation.
+When none of those exists, Luigi's files are read instead (/etc/luigi/luigi.cfg,
+/etc/luigi/luigi.toml, ./luigi.cfg, ./luigi.toml, then LUIGI_CONFIG_PATH).
 Differs from luigi: a file named in PIPES_CONFIG_PATH that does not exist is a ConfigError.
 """
 
@@ -97,6 +99,7 @@ class Config:
         self._origins: dict[tuple[str, str], Path] = {}
         self._tables: set[tuple[str, str]] = set()  # TOML [a.b] also sets option b of [a]
         self.loaded_paths: list[Path] = []
+        self.notes: list[str] = []  # INFO lines for warn_unknown(), e.g. which Luigi file was read
 
     def read(self, paths: Iterable[Path | str], named_in: str | None = None) -> Config:
         """Merge each file into this view; raises ConfigError naming the file and line.
@@ -286,6 +289,7 @@ KNOWN_OPTIONS: dict[str, frozenset[str]] = {
             "get_work_batch",
             "progress",
             "progress_every",
+            "retry_external_tasks",
         }
     ),
     "scheduler": frozenset(
@@ -415,6 +419,10 @@ _warned: set[str] = set()
 
 def warn_unknown(families: dict[str, set[str]] | None) -> None:
     """Log each unknown_settings message once per process (the Luigi line at INFO)."""
+    for note in get_config().notes:
+        if note not in _warned:
+            _warned.add(note)
+            logger.info("%s", note)
     for message in unknown_settings(get_config(), families):
         if message in _warned:
             continue
@@ -441,6 +449,33 @@ def reload_config(extra_paths: Iterable[Path | str] = ()) -> Config:
     return _config
 
 
+# Luigi's file names, read only when none of pipes' own files exists, so a Luigi project
+# ports without renaming its config (issue 13).
+LUIGI_PATHS = (
+    Path("/etc/luigi/luigi.cfg"),
+    Path("/etc/luigi/luigi.toml"),
+    Path("luigi.cfg"),
+    Path("luigi.toml"),
+)
+_added_paths: list[Path] = []  # pipes.configuration.add_config_path() adds here
+
+
+def luigi_paths() -> list[Path]:
+    """Luigi's standard files, then each file named in LUIGI_CONFIG_PATH."""
+    extra = os.environ.get("LUIGI_CONFIG_PATH", "")
+    return [*LUIGI_PATHS, *(Path(p) for p in extra.split(os.pathsep) if p)]
+
+
 def _load(extra_paths: Iterable[Path | str] = ()) -> Config:
     config = Config().read(STANDARD_PATHS).read(env_paths(), named_in="PIPES_CONFIG_PATH")
+    own = [p for p in config.loaded_paths if p.name != "pyproject.toml"]
+    if not own and not config.sections():  # a pyproject.toml without [tool.pipes] is not ours
+        config.read(LUIGI_PATHS)
+        config.read(luigi_paths()[len(LUIGI_PATHS) :], named_in="LUIGI_CONFIG_PATH")
+        luigi = [p for p in config.loaded_paths if p.name != "pyproject.toml"]
+        if luigi:
+            names = ", ".join(str(p) for p in luigi)
+            # logged by warn_unknown(), once logging is set up (loading comes first)
+            config.notes.append(f"no pipes config file found; read Luigi's {names}")
+    config.read(_added_paths, named_in="add_config_path()")
     return config.read(extra_paths, named_in="reload_config()")

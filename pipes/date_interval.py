@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import re
+from collections.abc import Iterator
 from typing import Self
 
 from pipes.exceptions import ParameterError
@@ -75,6 +76,10 @@ class DateInterval:
     def next(self) -> DateInterval:
         """The interval of the same kind just after this one."""
         return self.from_date(self.date_b)
+
+    def __iter__(self) -> Iterator[dt.date]:
+        """Each date of the interval, in order (as in Luigi: `for date in interval`)."""
+        return iter(self.dates())
 
     def __contains__(self, item: object) -> bool:
         if isinstance(item, dt.datetime):

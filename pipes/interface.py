@@ -96,6 +96,8 @@ def execute(
         result.reasons = {t.task_id: reason for t in result.not_run}
     else:
         result.reasons = _not_run_reasons(scheduler, result)
+    for task_id in worker.graph.disabled:  # Luigi's Task.disabled: the task said not to run
+        result.reasons[task_id] = "disabled (Task.disabled is true)"
     _stop_worker(scheduler, worker.worker_id)
     return result
 

@@ -47,10 +47,45 @@ def task_id_str(family: str, params: dict[str, str], shown: Iterable[str] | None
     return f"{family}_{summary}_{digest[:TASK_ID_TRUNCATE_HASH]}"
 
 
+class DynamicRequirements:
+    """Tasks a run() yields, with an optional cheaper completeness check for all of them.
+
+    custom_complete(complete_fn) answers whether every requirement is complete; complete_fn
+    checks one task (the default check is each task's complete()).
+    """
+
+    def __init__(
+        self,
+        requirements: Any,
+        custom_complete: Callable[[Callable[[Task], bool]], bool] | None = None,
+    ) -> None:
+        self.requirements = requirements
+        self.custom_complete = custom_complete
+
+    @property
+    def flat_requirements(self) -> list[Task]:
+        """The required tasks, flattened."""
+        return flatten(self.requirements)
+
+    @property
+    def paths(self) -> Any:
+        """The outputs of the requirements, in their nest's shape."""
+        return getpaths(self.requirements)
+
+    def complete(self, complete_fn: Callable[[Task], bool] | None = None) -> bool:
+        """True when every requirement is complete, by custom_complete if given."""
+        check = complete_fn or (lambda task: task.complete())
+        if self.custom_complete is not None:
+            return bool(self.custom_complete(check))
+        return all(check(task) for task in self.flat_requirements)
+
+
 def flatten(struct: Any) -> list[Any]:
     """Every leaf of a nest of dicts, lists and tuples (None gives [], a string is one leaf)."""
     if struct is None:
         return []
+    if isinstance(struct, DynamicRequirements):
+        return flatten(struct.requirements)
     if isinstance(struct, dict):
         struct = struct.values()
     elif isinstance(struct, (str, bytes)) or not isinstance(struct, Iterable):
@@ -65,6 +100,8 @@ def getpaths(struct: Any) -> Any:
     """The outputs of every task in a nest of tasks, keeping the nest's shape."""
     if isinstance(struct, Task):
         return struct.output()
+    if isinstance(struct, DynamicRequirements):
+        return struct.paths
     if isinstance(struct, dict):
         return {key: getpaths(value) for key, value in struct.items()}
     if isinstance(struct, (list, tuple)):
@@ -85,6 +122,9 @@ class Task(metaclass=Register):
     accepts_messages: ClassVar[bool] = False
     max_batch_size: ClassVar[float] = math.inf  # with batch_method parameters: tasks per batch
     owner_email: ClassVar[str | list[str] | None] = None  # failure alerts also go here
+    disabled: bool = False  # True: scheduled but never run (a class attribute or a property)
+    disable_hard_timeout: ClassVar[float | None] = None  # Luigi's name; not read by pipes yet
+    batchable: ClassVar[bool] = True  # batching also needs a parameter with batch_method
 
     _namespace_at_class_time: ClassVar[str | None] = None
     _instance_cache: ClassVar[dict[tuple[Any, ...], Task]]

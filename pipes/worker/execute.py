@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipes.event import Event
-from pipes.task import Task, flatten, getpaths
+from pipes.task import DynamicRequirements, Task, flatten, getpaths
 from pipes.worker.walk import fire_event
 
 logger = logging.getLogger("pipes.worker")
@@ -74,9 +74,8 @@ class Execution:
             wanted = [t for t in flatten(requested) if isinstance(t, Task)]
             if len(wanted) != len(flatten(requested)):
                 raise TypeError(f"run() of {self.task} yielded something that is not a Task")
-            missing = [t for t in wanted if not t.complete()]
             self._waiting_on = requested
-            if missing:
+            if not _all_complete(requested, wanted):
                 self._active += time.monotonic() - self._started
                 return Outcome(self.task, "SUSPENDED", new_deps=wanted)
             send = getpaths(requested)
@@ -115,3 +114,10 @@ def _has_outputs_and_complete(task: Task) -> bool | None:
     if type(task).complete is Task.complete:
         return all(target.exists() for target in outputs)
     return task.complete()
+
+
+def _all_complete(requested: Any, wanted: list[Task]) -> bool:
+    """Whether every yielded task is complete, by a DynamicRequirements' own check if given."""
+    if isinstance(requested, DynamicRequirements):
+        return requested.complete()
+    return all(task.complete() for task in wanted)

@@ -9,11 +9,14 @@ piece, when it ends) and a task that prints nothing costs one fstat.
 
 from __future__ import annotations
 
+import errno
 import io
+import logging
 import os
 import sys
 
 TAIL_BYTES = 16 * 1024
+logger = logging.getLogger("pipes.worker")
 
 
 def tail_of_fd(fd: int, start: int = 0) -> str | None:
@@ -124,16 +127,44 @@ def _streams_to_fds() -> None:
 
 
 def _copy(source: int, target: int) -> None:
-    """All of file `source` to `target`; a closed or full terminal must not fail the task."""
+    """All of file `source` to `target`; a closed or full terminal must not fail the task.
+
+    sendfile() refuses (EINVAL) a target opened with O_APPEND, as `>> log 2>&1` opens it:
+    then the bytes go by read/write. Any other failure is logged, never dropped silently.
+    """
     offset, size = 0, os.fstat(source).st_size
     try:
         while offset < size:
-            sent = os.sendfile(target, source, offset, size - offset)
+            try:
+                sent = os.sendfile(target, source, offset, size - offset)
+            except OSError as err:
+                if err.errno not in _NO_SENDFILE:
+                    raise
+                _copy_by_read(source, target, offset, size)
+                return
             if sent == 0:
                 return
             offset += sent
-    except OSError:
-        pass
+    except OSError as err:
+        # fds 1 and 2 point at the private file: the warning reaches the terminal with the
+        # next task's output, if the terminal takes it then
+        logger.warning("lost %d bytes of task output on the way to stderr: %s", size - offset, err)
+
+
+# sendfile() cannot write to this target: O_APPEND (EINVAL), or no sendfile support at all.
+_NO_SENDFILE = {errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ESPIPE}
+
+
+def _copy_by_read(source: int, target: int, offset: int, size: int) -> None:
+    while offset < size:
+        chunk = os.pread(source, min(1 << 20, size - offset), offset)
+        if not chunk:
+            return
+        view = memoryview(chunk)
+        while view:
+            written = os.write(target, view)
+            view = view[written:]
+        offset += len(chunk)
 
 
 def _flush() -> None:

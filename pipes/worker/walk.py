@@ -31,6 +31,7 @@ class WalkResult:
     complete: set[str] = field(default_factory=set)
     missing_external: set[str] = field(default_factory=set)
     broken: dict[str, str] = field(default_factory=dict)  # task id -> error text
+    disabled: set[str] = field(default_factory=set)  # Task.disabled: added, never run
     specs: list[dict[str, Any]] = field(default_factory=list)
 
     def merge(self, other: WalkResult) -> None:
@@ -40,6 +41,7 @@ class WalkResult:
         self.complete |= other.complete
         self.missing_external |= other.missing_external
         self.broken.update(other.broken)
+        self.disabled |= other.disabled
 
 
 def task_spec(task: Task, status: Status, deps: list[str] | None = None) -> dict[str, Any]:
@@ -116,6 +118,13 @@ def _visit(task: Task, result: WalkResult, checker: CompletionChecker) -> list[T
             result.missing_external.add(task.task_id)
             result.specs.append(task_spec(task, Status.PENDING, []))
             fire_event(task, Event.DEPENDENCY_MISSING)
+            return []
+        if getattr(task, "disabled", False):  # Luigi's Task.disabled: never run, nor its deps
+            logger.warning("%s is disabled (Task.disabled): not run", task)
+            result.disabled.add(task.task_id)
+            spec = task_spec(task, Status.PENDING, [])
+            spec["runnable"] = False
+            result.specs.append(spec)
             return []
         deps = _checked_deps(task, checker)
     except Exception as err:

@@ -254,7 +254,41 @@ class Worker:
         outlook = self.scheduler.outlook(self.worker_id)
         if outlook["running_elsewhere"] or outlook["ready"]:  # ready: held back by resources
             return True
-        return self.options.keep_alive and bool(outlook["pending"] or outlook["waiting_for_retry"])
+        if not self.options.keep_alive:
+            return False
+        if outlook["waiting_for_retry"]:
+            return True
+        # A pending task behind a DISABLED one never runs: keep_alive must not wait for it,
+        # or a run whose upstream task was disabled never ends (issue 13).
+        return outlook["pending"] > self._blocked_by_disabled()
+
+    def _blocked_by_disabled(self) -> int:
+        """How many of this worker's unfinished tasks depend, at any depth, on a DISABLED task."""
+        disabled: set[str] = set()
+        offset = 0
+        while True:
+            page = self.scheduler.call("task_list", status="DISABLED", limit=1000, offset=offset)
+            disabled.update(t["task_id"] for t in page["tasks"])
+            offset += len(page["tasks"])
+            if not page["tasks"] or offset >= page["total"]:
+                break
+        disabled |= self.graph.disabled  # Task.disabled: pending in the scheduler, never run
+        if not disabled:
+            return 0
+        dependents: dict[str, list[str]] = collections.defaultdict(list)
+        for task_id, deps in self.graph.deps.items():
+            for dep in deps:
+                dependents[dep].append(task_id)
+        blocked: set[str] = set()
+        stack = list(disabled)
+        while stack:
+            for dependent in dependents.get(stack.pop(), ()):
+                if dependent not in blocked:
+                    blocked.add(dependent)
+                    stack.append(dependent)
+        finished = {t for t, outcome in self.ran.items() if outcome.status == "DONE"}
+        blocked |= self.graph.disabled
+        return len(blocked - finished - set(self.graph.complete))
 
     def _execution(self, work: dict[str, Any]) -> Execution | None:
         """The Execution for a get_work reply (resuming a suspended one), or None if unloadable."""
