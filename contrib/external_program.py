@@ -28,6 +28,53 @@ from pipes.task import Task
 STDERR_LINES = 20  # lines of stderr quoted in the error of a failed program
 STOP_GRACE = 0.5  # seconds the program has to exit after SIGTERM before SIGKILL
 DRAIN_AFTER_EXIT = 0.2  # seconds to read what a program's leftover children still print
+# A Python traceback's last line, or a JVM's uncaught exception ("Exception in thread ...").
+_EXCEPTION = re.compile(
+    r'^(?:Exception in thread "[^"]*" )?'
+    r"((?:[A-Za-z_][\w$]*\.)*[A-Za-z_]\w*(?:Error|Exception)(?::\s.*)?)$"
+)
+_LOG_LINE = re.compile(r"^\d{2,4}[-/]\d\d[-/]\d\d \d\d:\d\d:\d\d")  # log4j's, not an exception
+
+
+def exception_line(line: str) -> str | None:
+    """The exception a program's error output names on this line, if it is such a line."""
+    if _LOG_LINE.match(line):
+        return None
+    match = _EXCEPTION.match(line.strip())
+    return match.group(1) if match else None
+
+
+class ErrorFinder:
+    """Finds the line naming why a program failed: the last traceback's or uncaught exception.
+
+    A Python traceback ends with its exception line; a JVM's uncaught exception reads
+    'Exception in thread "main" ...'. Other exception lines (stack traces under log lines)
+    count only when neither was seen.
+    """
+
+    def __init__(self) -> None:
+        self.best: str | None = None  # the end of the last traceback, or an uncaught exception
+        self.other: str | None = None
+        self._in_traceback = False
+
+    def feed(self, line: str) -> None:
+        """Look at one line of the program's stderr."""
+        if line.startswith("Traceback (most recent call last)"):
+            self._in_traceback = True
+            return
+        found = exception_line(line)
+        if self._in_traceback and line and not line[0].isspace():
+            self._in_traceback = False
+            self.best = found or line.strip()
+        elif found and line.startswith("Exception in thread"):
+            self.best = found
+        elif found:
+            self.other = found
+
+    @property
+    def found(self) -> str | None:
+        """The failure's exception line, if the output named one."""
+        return self.best or self.other
 
 
 class ExternalProgramRunError(PipesError):

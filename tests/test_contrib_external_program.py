@@ -105,7 +105,7 @@ class Forks(ExternalProgramTask):
 
 class InVenv(ExternalPythonProgramTask):
     def program_args(self):
-        code = "import os, sys, helper; print('venv', os.environ['VIRTUAL_ENV']); print(helper.WORD)"
+        code = "import os, helper; print('venv', os.environ['VIRTUAL_ENV']); print(helper.WORD)"
         return ["python", "-c", code]
 
     def output(self):
