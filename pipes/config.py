@@ -320,6 +320,29 @@ KNOWN_OPTIONS: dict[str, frozenset[str]] = {
     "smtp": frozenset({"host", "port", "ssl", "no_tls", "username", "password", "timeout"}),
     "batch_email": frozenset({"email_interval", "error_lines"}),
     "webhook": frozenset({"url", "timeout"}),
+    "spark": frozenset(  # pipes.contrib.spark (docs/spark.md)
+        {
+            "spark_submit",
+            "master",
+            "deploy_mode",
+            "jars",
+            "packages",
+            "py_files",
+            "files",
+            "archives",
+            "conf",
+            "properties_file",
+            "driver_memory",
+            "executor_memory",
+            "driver_cores",
+            "executor_cores",
+            "num_executors",
+            "total_executor_cores",
+            "queue",
+            "hadoop_conf_dir",
+            "hadoop_user_name",
+        }
+    ),
     "retcode": frozenset(
         {
             "already_running",
@@ -356,7 +379,6 @@ LUIGI_SECTIONS = frozenset(
         "scalding",
         "sendgrid",
         "sge",
-        "spark",
         "task_history",
     }
 )
