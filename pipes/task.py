@@ -24,7 +24,7 @@ from pipes.task_register import Register
 TASK_ID_INCLUDE_PARAMS = 3
 TASK_ID_TRUNCATE_PARAMS = 16
 TASK_ID_TRUNCATE_HASH = 10
-_NON_WORD = re.compile(r"\W+")
+_NON_WORD = re.compile(r"[^A-Za-z0-9_]")  # per character, as Luigi: ids match across fleets
 
 logger = logging.getLogger("pipes.task")
 
