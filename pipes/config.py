@@ -314,8 +314,10 @@ KNOWN_OPTIONS: dict[str, frozenset[str]] = {
             "body_timeout",
             "allowed_hosts",
             "history_days",
+            "luigi_api",
         }
     ),
+    "pipesd": frozenset({"luigi_api"}),  # the name issue 15 gives; [scheduler] luigi_api too
     "email": frozenset({"receiver", "sender", "prefix", "format", "batch"}),
     "smtp": frozenset({"host", "port", "ssl", "no_tls", "username", "password", "timeout"}),
     "batch_email": frozenset({"email_interval", "error_lines"}),

@@ -57,6 +57,11 @@ def parser() -> argparse.ArgumentParser:
         default=None,
         help=f"largest RPC request body (default {ServerOptions.max_body_bytes})",
     )
+    p.add_argument(
+        "--luigi-api",
+        action="store_true",
+        help="also serve Luigi workers' /api/<method> RPC (docs/migrating-from-luigid.md)",
+    )
     p.add_argument("--version", action="version", version=f"pipesd {package_version()}")
     p.add_argument(
         "--log-level",
@@ -110,6 +115,9 @@ def server_options(args: argparse.Namespace, address: str) -> ServerOptions:
         header_timeout=config.getfloat("scheduler", "header_timeout", default.header_timeout),
         idle_timeout=config.getfloat("scheduler", "idle_timeout", default.idle_timeout),
         body_timeout=config.getfloat("scheduler", "body_timeout", default.body_timeout),
+        luigi_api=args.luigi_api
+        or config.getboolean("scheduler", "luigi_api", False)
+        or config.getboolean("pipesd", "luigi_api", False),
     )
     for name in LIMITS:
         if not getattr(options, name) > 0:
