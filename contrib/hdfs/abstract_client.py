@@ -10,6 +10,8 @@ from typing import IO, Any
 
 from pipes.target import FileSystem
 
+from .upload import SpoolUpload, Upload
+
 # Fewer paths than this in one directory are asked one by one: listing a huge directory to
 # answer two paths would cost more than it saves.
 LIST_THRESHOLD = 4
@@ -53,6 +55,10 @@ class HdfsFileSystem(FileSystem):
     @abstractmethod
     def status(self, path: str) -> dict[str, Any]:
         """WebHDFS-style FileStatus of ``path`` (``type``, ``length``, ...); TargetNotFound."""
+
+    def open_upload(self, path: str) -> Upload:
+        """A stream to a new file at ``path`` that is sent on commit() (spooled locally here)."""
+        return SpoolUpload(lambda spool: self.write_file(spool, path))
 
     def rename(self, path: str, dest: str) -> None:
         """luigi's name for move()."""

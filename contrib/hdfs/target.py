@@ -2,75 +2,58 @@
 
 from __future__ import annotations
 
-import contextlib
 import io
-import os
+import logging
 import posixpath
 import secrets
-import tempfile
 from typing import IO, TYPE_CHECKING, Any
 
-from pipes.exceptions import TargetError
+from pipes.exceptions import TargetError, TargetNotFound
 from pipes.target import AtomicSink, FileSystemTarget, open_formatted, temp_path_beside
 
 from .abstract_client import HdfsFileSystem, hdfs_path
 from .clients import get_autoconfig_client
 from .config import load_config
+from .upload import Upload
+
+logger = logging.getLogger("pipes.contrib.hdfs")
 
 if TYPE_CHECKING:
     from pipes.format import Format
 
 
 class _HdfsSink(AtomicSink):
-    """A local spool file, put to a temporary HDFS path beside the final one, then renamed."""
+    """An upload to a temporary path beside the final one, renamed into place on publish."""
 
     def __init__(self, fs: HdfsFileSystem, path: str) -> None:
         self.fs = fs
         self.path = path
         self.tmp_path = temp_path_beside(hdfs_path(path))
-        self._file: IO[bytes] | None = None
-        self._uploaded = False
+        self._upload: Upload | None = None
 
     def open(self) -> IO[bytes]:
-        self._file = tempfile.NamedTemporaryFile(prefix="pipes-hdfs-", delete=False)  # noqa: SIM115
-        return _KeepOpen(self._file)
+        self._upload = self.fs.open_upload(self.tmp_path)
+        # Large chunks: the format layers above write in pieces of a few KB.
+        return io.BufferedWriter(self._upload, buffer_size=1 << 20)
 
     def publish(self) -> None:
-        assert self._file is not None
-        self._file.flush()
-        self._file.seek(0)
-        self.fs.mkdir(posixpath.dirname(self.tmp_path) or "/")
-        self._uploaded = True
-        self.fs.write_file(self._file, self.tmp_path)
+        assert self._upload is not None
+        self._upload.commit()
         # Replace an existing file, as LocalTarget does; the new content appears in one rename.
         self.fs.move(self.tmp_path, self.path)
-        self._uploaded = False
-        self._drop_spool()
 
     def discard(self) -> None:
-        self._drop_spool()
-        if self._uploaded:
-            with contextlib.suppress(TargetError):
-                self.fs.remove(self.tmp_path)
-
-    def _drop_spool(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(self._file.name)
-
-
-class _KeepOpen(io.RawIOBase):
-    """A writable view of the spool file whose close() leaves it open for the upload."""
-
-    def __init__(self, file: IO[bytes]) -> None:
-        self._file = file
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data: Any) -> int:
-        return self._file.write(data)
+        if self._upload is None:
+            return
+        self._upload.abort()
+        if not self._upload.started:
+            return
+        try:  # a streamed or failed upload may have left the temporary file
+            self.fs.remove(self.tmp_path)
+        except TargetNotFound:
+            return
+        except TargetError as err:  # keep the task's own error; this one only goes to the log
+            logger.warning("could not remove the temporary %s: %s", self.tmp_path, err)
 
 
 class HdfsTarget(FileSystemTarget):

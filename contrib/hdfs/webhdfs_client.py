@@ -25,6 +25,7 @@ from pipes.exceptions import (
 from .abstract_client import HdfsFileSystem, hdfs_path
 from .config import HdfsConfig, load_config
 from .error import classify, with_retries
+from .upload import StreamUpload, Upload
 
 try:
     import hdfs
@@ -62,8 +63,11 @@ class WebHdfsClient(HdfsFileSystem):
     def __hash__(self) -> int:
         return hash((type(self), self.config))
 
-    def _call[T](self, action: str, path: str, call: Callable[[], T]) -> T:
-        """call() with HDFS errors turned into one-line TargetErrors, transient ones retried."""
+    def _call[T](self, action: str, path: str, call: Callable[[], T], retry: bool = True) -> T:
+        """call() with HDFS errors turned into one-line TargetErrors, transient ones retried.
+
+        ``retry=False`` for calls that consume a stream, which cannot be sent twice.
+        """
 
         def once() -> T:
             try:
@@ -79,7 +83,7 @@ class WebHdfsClient(HdfsFileSystem):
                     cls = classify(f"{kind} {text}")
                 raise cls(f"cannot {action} {path}: {text}") from err
 
-        return with_retries(once, self.config.retries, self.config.retry_delay)
+        return with_retries(once, self.config.retries if retry else 1, self.config.retry_delay)
 
     # -- reading the namespace ------------------------------------------------------------
 
@@ -181,6 +185,7 @@ class WebHdfsClient(HdfsFileSystem):
                 f"copy {src} to",
                 dst,
                 lambda: self.client.write(hdfs_path(dst), data=reader, overwrite=True),
+                retry=False,
             )
 
     def touchz(self, path: str) -> None:
@@ -218,7 +223,17 @@ class WebHdfsClient(HdfsFileSystem):
             "write",
             destination,
             lambda: self.client.write(hdfs_path(destination), data=reader, overwrite=False),
+            retry=False,
         )
+
+    def open_upload(self, path: str) -> Upload:
+        """Stream to a new file while the task writes (WebHDFS CREATE makes the parents)."""
+
+        def send(chunks: Iterator[bytes]) -> None:
+            target = hdfs_path(path)
+            self._call("write", path, lambda: self.client.write(target, data=chunks), retry=False)
+
+        return StreamUpload(send, path)
 
     def get(self, path: str, local_path: str) -> None:
         """Download to a local file, atomically (a temporary name, then a rename)."""
@@ -235,11 +250,14 @@ class WebHdfsClient(HdfsFileSystem):
     def open_read(self, path: str) -> IO[bytes]:
         manager = self.client.read(hdfs_path(path))
         raw = self._call("read", path, manager.__enter__)
-        return io.BufferedReader(_Reader(raw, manager, path), buffer_size=1 << 20)
+        return _Reader(raw, manager, path)
 
 
-class _Reader(io.RawIOBase):
-    """The HTTP response of an OPEN call as a raw stream; close() releases the connection."""
+class _Reader(io.BufferedIOBase):
+    """The HTTP response of an OPEN call as a buffered stream; close() releases the connection.
+
+    Reads go straight to urllib3's response (which buffers), with no second buffer on top.
+    """
 
     def __init__(self, raw: Any, manager: Any, path: str) -> None:
         self._raw = raw
@@ -249,13 +267,17 @@ class _Reader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer: Any) -> int:
+    def read(self, size: int | None = -1) -> bytes:
+        return self._guarded(self._raw.read, size)
+
+    def read1(self, size: int = -1) -> bytes:
+        return self._guarded(self._raw.read1, size)
+
+    def _guarded(self, read: Callable[[int | None], bytes], size: int | None) -> bytes:
         try:
-            data = self._raw.read(len(buffer))
+            return read(None if size is None or size < 0 else size)
         except Exception as err:  # urllib3 protocol or timeout errors mid-stream
             raise TargetUnavailable(f"cannot read {self._path}: {err}") from err
-        buffer[: len(data)] = data
-        return len(data)
 
     def close(self) -> None:
         if not self.closed:
