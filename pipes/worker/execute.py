@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipes.event import Event
-from pipes.task import DynamicRequirements, Task, flatten, getpaths
+from pipes.task import DynamicRequirements, Task, flatten, getpaths, is_external
 from pipes.worker.walk import fire_event
 
 logger = logging.getLogger("pipes.worker")
@@ -53,6 +53,8 @@ class Execution:
                 if self.check_outputs and _has_outputs_and_complete(task):
                     # Another worker finished it after our walk: running again would redo it.
                     return Outcome(task, "DONE", seconds=0.0)
+                if is_external(task):  # [worker] retry_external_tasks: check it once more
+                    return self._external()
                 fire_event(task, Event.START)
                 result = task.run()
                 if not isinstance(result, types.GeneratorType):
@@ -79,6 +81,15 @@ class Execution:
                 self._active += time.monotonic() - self._started
                 return Outcome(self.task, "SUSPENDED", new_deps=wanted)
             send = getpaths(requested)
+
+    def _external(self) -> Outcome:
+        """DONE if the external task's data has appeared; else FAILED, to be retried."""
+        if self.task.complete():
+            return Outcome(self.task, "DONE", seconds=0.0)
+        missing = [str(t) for t in flatten(self.task.output()) if not t.exists()]
+        error = f"missing external data for {self.task}: {', '.join(missing)}"
+        logger.warning("%s (retry_external_tasks: checked again later)", error)
+        return Outcome(self.task, "FAILED", error=error, seconds=0.0)
 
     def _finished(self) -> Outcome:
         task = self.task

@@ -12,6 +12,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipes.config import get_config
 from pipes.event import Event
 from pipes.exceptions import CompletionTimeout, PipesError
 from pipes.scheduler.model import Status
@@ -116,7 +117,10 @@ def _visit(task: Task, result: WalkResult, checker: CompletionChecker) -> list[T
             missing = [str(t) for t in flatten(task.output()) if not t.exists()]
             logger.warning("missing external data for %s: %s", task, ", ".join(missing))
             result.missing_external.add(task.task_id)
-            result.specs.append(task_spec(task, Status.PENDING, []))
+            spec = task_spec(task, Status.PENDING, [])
+            # Luigi's [worker] retry_external_tasks: the worker checks it again when it "runs"
+            spec["runnable"] = get_config().getboolean("worker", "retry_external_tasks", False)
+            result.specs.append(spec)
             fire_event(task, Event.DEPENDENCY_MISSING)
             return []
         if getattr(task, "disabled", False):  # Luigi's Task.disabled: never run, nor its deps
