@@ -55,16 +55,18 @@ class ErrorFinder:
     def __init__(self) -> None:
         self.best: str | None = None  # the end of the last traceback, or an uncaught exception
         self.other: str | None = None
-        self._in_traceback = False
+        self._in_traceback: set[str] = set()  # streams inside a traceback now
 
-    def feed(self, line: str) -> None:
-        """Look at one line of the program's stderr."""
+    def feed(self, line: str, stream: str = "stderr") -> None:
+        """Look at one line of the program's output (streams are followed separately)."""
         if line.startswith("Traceback (most recent call last)"):
-            self._in_traceback = True
+            self._in_traceback.add(stream)
             return
         found = exception_line(line)
-        if self._in_traceback and line and not line[0].isspace():
-            self._in_traceback = False
+        if stream in self._in_traceback and line and not line[0].isspace():
+            if _LOG_LINE.match(line):  # a log line of another thread, inside the traceback
+                return
+            self._in_traceback.discard(stream)
             self.best = found or line.strip()
         elif found and line.startswith("Exception in thread"):
             self.best = found

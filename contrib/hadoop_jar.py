@@ -92,7 +92,7 @@ class HadoopJarJobTask(ExternalProgramTask):
     def on_output_line(self, stream: str, line: str) -> None:
         """Pick the job id, tracking URL, counters and the failure's exception from the output."""
         super().on_output_line(stream, line)
-        self.__dict__["_errors"].feed(line)
+        self.__dict__["_errors"].feed(line, stream)
         job = _JOB_ID.search(line)
         if job and self.job_id is None:
             self.job_id = job.group(1) or job.group(2)

@@ -201,14 +201,13 @@ class SparkSubmitTask(ExternalProgramTask):
     def on_output_line(self, stream: str, line: str) -> None:
         """Take the tracking URL and the driver's exception from the driver log."""
         super().on_output_line(stream, line)
-        if stream != "stderr":
-            return
-        if not self.__dict__.get("_tracked"):
+        # A PySpark driver's own traceback reaches spark-submit's stdout, the JVM's log stderr
+        self.__dict__.setdefault("_errors", ErrorFinder()).feed(line, stream)
+        if stream == "stderr" and not self.__dict__.get("_tracked"):
             url = tracking_url(line)
             if url:
                 self.__dict__["_tracked"] = True
                 self.set_tracking_url(url)
-        self.__dict__.setdefault("_errors", ErrorFinder()).feed(line)
 
     def program_failed(self, returncode: int, err_tail: list[str]) -> ExternalProgramRunError:
         """'spark-submit failed (exit code N): <the driver's exception>', then the stderr tail."""
