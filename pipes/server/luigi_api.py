@@ -34,6 +34,8 @@ _STATUSES = {"PENDING", "RUNNING", "DONE", "FAILED", "DISABLED", "UNKNOWN", "SUS
 _ANY = object  # a value Luigi sends and pipesd ignores: any JSON type
 _STR, _INT, _BOOL = (str,), (int,), (bool,)
 _NUMBER = (int, float)
+LUIGI_RUNTIME_ERROR = "Runtime error:\n"  # Luigi's first line of a failed run's traceback
+RUNNING_SHOWN = 100  # tasks running elsewhere that get_work lists, at most
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,7 @@ class LuigiDialect:
         """Run one Luigi method and return what goes in `response`; BadRequest on bad input."""
         spec = self.methods.get(method)
         if spec is None:
-            raise BadRequest(f"unknown Luigi method {method!r} (pipesd serves {_names(self)})")
+            raise BadRequest(f"unknown Luigi method {method!r} (see docs/migrating-from-luigid.md)")
         return spec.handler(**_checked(method, spec, body))
 
     def is_read(self, method: str) -> bool:
@@ -204,12 +206,22 @@ class LuigiDialect:
     def _count_pending(self, worker: str) -> dict[str, Any]:
         counts = self._rpc("outlook", worker=worker)
         pending = counts["pending"] + counts["waiting_for_retry"]
+        running: list[dict[str, Any]] = []
+        if counts["running_elsewhere"]:
+            # Luigi's run summary lists tasks it saw running on other workers; it ignores
+            # the ones it did not schedule itself, so other workers' tasks may be listed too.
+            page = self._rpc("task_list", status="RUNNING", limit=RUNNING_SHOWN)["tasks"]
+            running = [
+                {"task_id": t["task_id"], "worker": t["worker_running"]}
+                for t in page
+                if t["worker_running"] != worker
+            ]
         return {
             "n_pending_tasks": pending,
             "n_unique_pending": pending,  # pipesd does not count who else could run them
             "n_pending_last_scheduled": pending,
             "worker_state": "active",
-            "running_tasks": [],
+            "running_tasks": running,
         }
 
     def _ping(self, worker: str) -> dict[str, Any]:
@@ -393,10 +405,6 @@ def _nothing(**_: Any) -> None:
     return None
 
 
-def _names(dialect: LuigiDialect) -> str:
-    return ", ".join(sorted(dialect.methods))
-
-
 def _checked(method: str, spec: LuigiMethod, body: Any) -> dict[str, Any]:
     """The arguments of a Luigi call, nulls dropped (Luigi sends every default, often null)."""
     if not isinstance(body, dict):
@@ -449,14 +457,19 @@ def _task_spec(task_id: str, status: str, given: dict[str, Any]) -> dict[str, An
 
 
 def _explanation(expl: str | None) -> str | None:
-    """Luigi JSON-encodes a failure's traceback once more; pipesd keeps the text."""
+    """Luigi JSON-encodes a failure's traceback once more; pipesd keeps the text.
+
+    Luigi's "Runtime error:" line before a traceback goes, so the status page's one-line
+    summary (a traceback's last line) finds the exception.
+    """
     if expl is None:
         return None
     try:
         decoded = json.loads(expl)
     except ValueError:
-        return expl
-    return decoded if isinstance(decoded, str) else expl
+        decoded = expl
+    text = decoded if isinstance(decoded, str) else expl
+    return text.removeprefix(LUIGI_RUNTIME_ERROR)
 
 
 def _display_name(task: dict[str, Any]) -> str:
@@ -505,7 +518,6 @@ class LuigiHandler(tornado.web.RequestHandler):
 
     def get(self, method: str) -> None:
         if not self.dialect.is_read(method) and method in self.dialect.methods:
-            self.set_header("Allow", "POST")
             raise tornado.web.HTTPError(
                 405, "use POST for Luigi method %s (GET only reads)", method
             )
@@ -574,6 +586,8 @@ class LuigiHandler(tornado.web.RequestHandler):
         self.finish(json.dumps(value, separators=(",", ":"), allow_nan=False))
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
+        if status_code == 405:
+            self.set_header("Allow", "POST")
         exc_info = kwargs.get("exc_info")
         error = exc_info[1] if exc_info else None
         if isinstance(error, tornado.web.HTTPError) and error.log_message:
