@@ -1,7 +1,7 @@
 """Targets in S3 and S3-compatible stores (Ceph radosgw, MinIO), over boto3.
 
-Settings come from the ``[s3]`` config section (see docs/s3.md). Writes are spooled to a local
-temporary file and uploaded on a clean close only, so a failed task never leaves an object.
+Settings come from the ``[s3]`` config section (see docs/s3.md). Writes stream as a multipart
+upload that is completed on a clean close only, so a failed task never leaves an object.
 Differs from luigi: reading iterates lines with every format, and a missing key raises.
 """
 
@@ -26,6 +26,8 @@ from pipes.exceptions import (
     TargetUnavailable,
 )
 from pipes.target import AtomicSink, FileSystem, FileSystemTarget, open_formatted
+
+from .s3_upload import StreamingUpload, UploadPlan
 
 try:
     import boto3
@@ -60,7 +62,6 @@ _OPTIONS = {
     "read_timeout",
     "max_attempts",
     "addressing_style",
-    "tmp_dir",
 }
 _NOT_FOUND = {"404", "NoSuchKey", "NoSuchBucket", "NotFound"}
 _DENIED = {"403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "Forbidden"}
@@ -167,6 +168,18 @@ class S3Client(FileSystem):
             multipart_threshold=self._int("multipart_threshold", DEFAULT_THRESHOLD),
             multipart_chunksize=self._int("part_size", DEFAULT_PART_SIZE),
             max_concurrency=self._int("max_concurrency", 10),
+        )
+
+    def upload_plan(self, bucket: str, key: str) -> UploadPlan:
+        """How a streaming write to ``bucket/key`` is sent: parts, threshold, parallelism."""
+        return UploadPlan(
+            s3=self.s3,
+            bucket=bucket,
+            key=key,
+            part_size=self._int("part_size", DEFAULT_PART_SIZE),
+            threshold=self._int("multipart_threshold", DEFAULT_THRESHOLD),
+            concurrency=self._int("max_concurrency", 10),
+            errors=s3_errors,
         )
 
     @property
@@ -480,47 +493,25 @@ class _BodyReader(io.RawIOBase):
 
 
 class _S3Sink(AtomicSink):
-    """A local spool file, uploaded to the final key on publish; nothing is visible before."""
+    """A streaming multipart upload of the final key; nothing is visible before publish."""
 
     def __init__(self, client: S3Client, path: str) -> None:
         self.client = client
         self.path = path
-        self._file: IO[bytes] | None = None
+        self._upload: StreamingUpload | None = None
 
     def open(self) -> IO[bytes]:
-        # The upload reads the spool again after the format chain closes it.
-        self._file = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed in publish/discard
-            prefix="pipes-s3-", dir=self.client.options.get("tmp_dir"), delete=False
-        )
-        return _KeepOpen(self._file)
+        bucket, key = split_path(self.path)
+        self._upload = StreamingUpload(self.client.upload_plan(bucket, key))
+        return self._upload  # type: ignore[return-value]
 
     def publish(self) -> None:
-        assert self._file is not None
-        self._file.close()
-        try:
-            # By file name, so the managed transfer reads and sends parts in parallel.
-            self.client.put(self._file.name, self.path)
-        finally:
-            self.discard()
+        assert self._upload is not None
+        self._upload.commit()
 
     def discard(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(self._file.name)
-
-
-class _KeepOpen(io.RawIOBase):
-    """A writable view of the spool file whose close() leaves the file open for the upload."""
-
-    def __init__(self, file: IO[bytes]) -> None:
-        self._file = file
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data: Any) -> int:
-        return self._file.write(data)
+        if self._upload is not None:
+            self._upload.abort()
 
 
 _DEFAULT_CLIENTS: dict[S3Client, S3Client] = {}
@@ -550,7 +541,7 @@ class S3Target(FileSystemTarget):
         return self._client
 
     def open(self, mode: str = "r") -> IO[Any]:
-        """Stream the object, or write it atomically (spooled locally, uploaded on close)."""
+        """Stream the object, or write it atomically (a multipart upload completed on close)."""
         return open_formatted(
             mode,
             self.format,

@@ -69,13 +69,19 @@ def test_s3_target_round_trips_text_gzip_bzip2_and_bytes(s3_server, bucket):
 
 
 def test_s3_target_leaves_no_object_when_write_raises(s3_server, bucket):
-    client = make_client(s3_server)
-    target = S3Target(f"s3://{bucket}/out/part.txt", client=client)
-    with pytest.raises(RuntimeError), target.open("w") as out:
+    mib = 1024 * 1024
+    client = make_client(s3_server, part_size=5 * mib, multipart_threshold=5 * mib)
+    small = S3Target(f"s3://{bucket}/out/part.txt", client=client)
+    with pytest.raises(RuntimeError), small.open("w") as out:
         out.write("half of it\n" * 1000)
         raise RuntimeError("task failed mid-write")
-    assert not target.exists()
+    big = S3Target(f"s3://{bucket}/out/big.bin", format=Nop, client=client)
+    with pytest.raises(RuntimeError), big.open("wb") as out:
+        out.write(os.urandom(11 * mib))  # two parts already sent
+        raise RuntimeError("task failed mid-write")
+    assert not small.exists() and not big.exists()
     assert list(client.listdir(f"s3://{bucket}/")) == []
+    assert client.s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
 
 
 def test_s3_target_uploads_in_parts_when_above_threshold(s3_server, bucket):
