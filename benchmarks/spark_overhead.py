@@ -4,7 +4,9 @@ Both run the same job (count 1000 numbers, save the count as text in a local dir
 `--master local[2]`, alternately, --runs times each, in one temporary directory. The pipes
 run is the whole `pipes --module ... --local-scheduler` command: its Python start, the DAG
 walk, shipping the task's module and pipes as zips, spark-submit, and the rename of the
-output. Prints each run's wall time, the medians and the difference (target: at most 1 s).
+output. Prints each run's wall and CPU time (of the command and all it started), the
+medians and the differences (target: pipes adds at most 1 s of wall time). On a busy
+machine the wall times vary by seconds; the CPU times show what pipes itself costs.
 
     .venv/bin/python benchmarks/spark_overhead.py --runs 3
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -61,13 +64,17 @@ conf = spark.ui.enabled=false|spark.ui.showConsoleProgress=false
 """
 
 
-def timed(command: list[str], cwd: Path, env: dict[str, str]) -> float:
+def timed(command: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of the command and everything it started)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         sys.exit(f"{command[0]} failed ({done.returncode}):\n{done.stderr[-3000:]}")
-    return seconds
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return seconds, cpu
 
 
 def main() -> None:
@@ -92,13 +99,20 @@ def main() -> None:
             "--conf", f"spark.pyspark.driver.python={sys.executable}",
         ]  # fmt: skip
         pipes_cmd = [str(BIN / "pipes"), "--module", "benchflows", "Trivial", "--local-scheduler"]
-        bare, piped = [], []
+        bare: list[tuple[float, float]] = []
+        piped: list[tuple[float, float]] = []
         for run in range(args.runs):
             bare.append(timed([*bare_cmd, "bare.py", f"out/bare-{run}"], work, env))
             piped.append(timed([*pipes_cmd, "--run-id", str(run)], work, env))
-            print(f"run {run + 1}: bare spark-submit {bare[-1]:.2f} s, pipes {piped[-1]:.2f} s")
-        b, p = statistics.median(bare), statistics.median(piped)
-        print(f"median: bare spark-submit {b:.2f} s, pipes {p:.2f} s, pipes adds {p - b:+.2f} s")
+            print(
+                f"run {run + 1}: bare spark-submit {bare[-1][0]:.2f} s ({bare[-1][1]:.2f} s CPU),"
+                f" pipes {piped[-1][0]:.2f} s ({piped[-1][1]:.2f} s CPU)"
+            )
+        for label, index in (("wall", 0), ("CPU", 1)):
+            b = statistics.median(r[index] for r in bare)
+            p = statistics.median(r[index] for r in piped)
+            line = f"median {label}: bare spark-submit {b:.2f} s, pipes {p:.2f} s"
+            print(f"{line}, pipes adds {p - b:+.2f} s")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
