@@ -433,12 +433,6 @@ class S3Client(FileSystem):
         with s3_errors("upload to", destination_s3_path):
             self.s3.upload_file(local_path, bucket, key, ExtraArgs=kwargs or None, Config=config)
 
-    def upload_fileobj(self, fileobj: IO[bytes], destination_s3_path: str) -> None:
-        """Upload an open binary file: the object appears only once the upload completes."""
-        bucket, key = split_path(destination_s3_path)
-        with s3_errors("upload to", destination_s3_path):
-            self.s3.upload_fileobj(fileobj, bucket, key, Config=self.transfer_config)
-
     def get(self, s3_path: str, destination_local_path: str) -> None:
         """Download to a local file, atomically (a temporary name, then a rename)."""
         bucket, key = split_path(s3_path)

@@ -110,7 +110,8 @@ class StreamUpload(Upload):
             self._thread = threading.Thread(target=self._run, name="pipes-hdfs-upload")
             self.started = True
             self._thread.start()
-        self._put(bytes(data))  # a copy: the buffered layer above reuses its buffer
+        # A view of the buffered layer's own buffer is reused once write() returns: copy it.
+        self._put(data if isinstance(data, bytes) else bytes(data))
         return len(data)
 
     def commit(self) -> None:
