@@ -161,6 +161,12 @@ class S3Client(FileSystem):
         except ValueError:
             raise ConfigError(f"[s3] {name} must be an integer: {self.options[name]!r}") from None
 
+    def _float(self, name: str, default: float) -> float:
+        try:
+            return float(self.options.get(name, default))
+        except ValueError:
+            raise ConfigError(f"[s3] {name} must be a number: {self.options[name]!r}") from None
+
     @property
     def transfer_config(self) -> TransferConfig:
         """Managed-transfer settings: multipart above ``multipart_threshold``, in ``part_size``."""
@@ -196,8 +202,8 @@ class S3Client(FileSystem):
     def _make_client(self) -> Any:
         opts = self.options
         config = BotoConfig(
-            connect_timeout=float(opts.get("connect_timeout", 10)),
-            read_timeout=float(opts.get("read_timeout", 60)),
+            connect_timeout=self._float("connect_timeout", 10.0),
+            read_timeout=self._float("read_timeout", 60.0),
             retries={"max_attempts": self._int("max_attempts", 5), "mode": "standard"},
             s3={"addressing_style": opts.get("addressing_style", "path")},
             max_pool_connections=32,
