@@ -14,6 +14,7 @@ import itertools
 import json
 import math
 import operator
+import warnings
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from enum import Enum, IntEnum
 from pathlib import Path
@@ -22,6 +23,30 @@ from typing import Any, ClassVar, NoReturn, TypedDict, Unpack
 from pipes import date_interval
 from pipes import parameter_dates as dates
 from pipes.exceptions import ParameterError
+
+
+class ParameterException(ParameterError):
+    """Luigi's name for a parameter error; pipes raises its subclasses below."""
+
+
+class MissingParameterException(ParameterException):
+    """A task parameter has no value: none given, none in config, no default."""
+
+
+class UnknownParameterException(ParameterException):
+    """A value was given for a parameter the task does not have."""
+
+
+class DuplicateParameterException(ParameterException):
+    """A parameter was given twice (positionally and by name)."""
+
+
+class UnconsumedParameterWarning(UserWarning):
+    """A config value for a task parameter that no parameter reads."""
+
+
+class OptionalParameterTypeWarning(UserWarning):
+    """An optional parameter got a value that is neither None nor its type."""
 
 
 class ParameterVisibility(IntEnum):
@@ -147,8 +172,21 @@ class _OptionalMixin(Parameter):
     def serialize(self, value: Any) -> str:
         return "" if value is None else super().serialize(value)
 
+    expected_type: ClassVar[type | tuple[type, ...] | None] = None
+
     def normalize(self, value: Any) -> Any:
-        return None if value is None else super().normalize(value)
+        if value is None:
+            return None
+        expected = self.expected_type
+        if expected is not None and not isinstance(value, expected):
+            # as Luigi does: warn, and still try to take the value
+            warnings.warn(
+                f"{type(self).__name__} value {value!r} is not of type"
+                f" {getattr(expected, '__name__', expected)} or None",
+                OptionalParameterTypeWarning,
+                stacklevel=2,
+            )
+        return super().normalize(value)
 
     def next_in_enumeration(self, value: Any) -> Any:
         return None if value is None else super().next_in_enumeration(value)
@@ -156,6 +194,8 @@ class _OptionalMixin(Parameter):
 
 class OptionalParameter(_OptionalMixin, Parameter):
     """A string parameter that may be None (the empty string on a command line)."""
+
+    expected_type = str
 
 
 class OptionalStrParameter(OptionalParameter):
@@ -265,13 +305,19 @@ class BoolParameter(Parameter):
 class OptionalIntParameter(_OptionalMixin, IntParameter):
     """An integer or None."""
 
+    expected_type = int
+
 
 class OptionalFloatParameter(_OptionalMixin, FloatParameter):
     """A float or None."""
 
+    expected_type = (int, float)
+
 
 class OptionalBoolParameter(_OptionalMixin, BoolParameter):
     """True, False or None."""
+
+    expected_type = bool
 
 
 _OP_BRACKETS: dict[Callable[[Any, Any], Any], tuple[str, str]] = {
@@ -555,13 +601,19 @@ class DictParameter(Parameter):
 class OptionalListParameter(_OptionalMixin, ListParameter):
     """A JSON list or None."""
 
+    expected_type = (list, tuple)
+
 
 class OptionalTupleParameter(_OptionalMixin, TupleParameter):
     """A JSON list (or Python tuple literal) or None."""
 
+    expected_type = (list, tuple)
+
 
 class OptionalDictParameter(_OptionalMixin, DictParameter):
     """A JSON object or None."""
+
+    expected_type = Mapping
 
 
 # -- paths and tasks -------------------------------------------------------------------------

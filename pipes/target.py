@@ -13,7 +13,10 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, TYPE_CHECKING, Any
 
-from pipes.exceptions import FileAlreadyExists, TargetError
+from pipes.exceptions import FileAlreadyExists as FileAlreadyExists
+from pipes.exceptions import MissingParentDirectory as MissingParentDirectory
+from pipes.exceptions import NotADirectory as NotADirectory
+from pipes.exceptions import TargetError
 from pipes.format import resolve_format
 
 if TYPE_CHECKING:
@@ -22,6 +25,9 @@ if TYPE_CHECKING:
     from pipes.format import Format
 
 TEMP_MARKER = "-pipes-tmp-"
+
+# Luigi's name for the root of filesystem errors; in pipes, every target error's root.
+FileSystemException = TargetError
 
 
 class Target(ABC):

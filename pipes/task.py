@@ -18,7 +18,13 @@ from typing import Any, ClassVar
 from pipes import overrides
 from pipes.config import get_config
 from pipes.exceptions import ParameterError
-from pipes.parameter import Parameter, ParameterVisibility
+from pipes.parameter import (
+    DuplicateParameterException,
+    MissingParameterException,
+    Parameter,
+    ParameterVisibility,
+    UnknownParameterException,
+)
 from pipes.task_register import Register
 
 TASK_ID_INCLUDE_PARAMS = 3
@@ -182,7 +188,7 @@ class Task(metaclass=Register):
             if name not in known:
                 close = difflib.get_close_matches(name, sorted(known), n=1)
                 hint = f" (did you mean {close[0]}?)" if close else ""
-                raise ParameterError(f"unknown parameter {name} for task {family}{hint}")
+                raise UnknownParameterException(f"unknown parameter {name} for task {family}{hint}")
         return {name: _resolve_one(family, name, param, given) for name, param in params}
 
     def _set_param_values(self, values: dict[str, Any]) -> None:
@@ -323,11 +329,19 @@ class Task(metaclass=Register):
 
         return register
 
-    def trigger_event(self, event: str, *args: Any) -> None:
-        """Call every handler registered for `event` on this class or a parent class.
+    @classmethod
+    def remove_event_handler(cls, event: str, callback: Callable[..., Any]) -> None:
+        """Stop calling `callback` for `event` on tasks of this class; KeyError if not set."""
+        callbacks = _callbacks.get(cls, {}).get(event, [])
+        if callback not in callbacks:
+            raise KeyError(f"{callback!r} is not a handler of {event} on {cls.__name__}")
+        callbacks.remove(callback)
 
-        A handler that raises is logged and skipped, so it neither fails the task nor stops
-        the handlers after it.
+    def trigger_event(self, event: str, *args: Any, **kwargs: Any) -> None:
+        """Call every handler registered for `event` on this class or a parent, with args as given.
+
+        As in Luigi, the caller passes the task itself: `task.trigger_event(Event.PROGRESS,
+        task, data)`. A handler that raises is logged and skipped.
         """
         callbacks = [
             callback
@@ -337,9 +351,33 @@ class Task(metaclass=Register):
         ]
         for callback in callbacks:
             try:
-                callback(self, *args)
+                callback(*args, **kwargs)
             except Exception:
                 logger.exception("%s handler %r of %s raised; ignored", event, callback, self)
+
+    # ----- Luigi's names for parameter access ----------------------------------------------
+
+    @property
+    def param_args(self) -> tuple[Any, ...]:
+        """The parameter values in declaration order."""
+        return tuple(self.param_kwargs[name] for name, _ in self.get_params())
+
+    @classmethod
+    def get_param_values(
+        cls, params: list[tuple[str, Parameter]], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> list[tuple[str, Any]]:
+        """(name, value) for every parameter, resolved as a constructor call would."""
+        del params  # Luigi passes get_params(); pipes always uses the class's own
+        return list(cls.resolve_param_values(args, kwargs).items())
+
+
+class MixinNaiveBulkComplete:
+    """Luigi's mixin: bulk_complete asks each task's complete(), one by one (Task's default)."""
+
+    @classmethod
+    def bulk_complete(cls, parameter_tuples: Iterable[Any]) -> list[Any]:
+        """The subset of parameter_tuples whose tasks are complete."""
+        return Task.bulk_complete.__func__(cls, parameter_tuples)  # type: ignore[attr-defined]
 
 
 class WrapperTask(Task):
@@ -402,7 +440,7 @@ def _bind_positional(
     given = dict(zip(positional, args, strict=False))
     for name in kwargs:
         if name in given:
-            raise ParameterError(f"parameter {name} of task {family} given twice")
+            raise DuplicateParameterException(f"parameter {name} of task {family} given twice")
     given.update(kwargs)
     return given
 
@@ -434,4 +472,6 @@ def _resolve_one(family: str, name: str, param: Parameter, given: dict[str, Any]
         except ParameterError as err:
             raise ParameterError(f"{where}: bad default: {err}") from None
     flag = name.replace("_", "-")
-    raise ParameterError(f"missing {where} (give --{family}-{flag} or set [{family}] {name})")
+    raise MissingParameterException(
+        f"missing {where} (give --{family}-{flag} or set [{family}] {name})"
+    )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import abc
 import difflib
+import importlib
 from typing import TYPE_CHECKING, Any
 
 from pipes.exceptions import UnknownTaskError
@@ -17,6 +18,19 @@ if TYPE_CHECKING:
 
 _registry: dict[str, list[type]] = {}
 _namespaces: dict[str, str | None] = {}
+_cache = {"enabled": True}  # Register.disable_instance_cache() turns it off for the process
+
+
+class TaskClassException(UnknownTaskError):
+    """Luigi's name: no task class, or more than one, for a family name."""
+
+
+class TaskClassNotFoundException(TaskClassException):
+    """No task class is registered under the family name."""
+
+
+class TaskClassAmbigiousException(TaskClassException):  # Luigi's spelling
+    """More than one task class is registered under the family name."""
 
 
 def namespace(name: str | None = None, scope: str = "") -> None:
@@ -65,18 +79,36 @@ class Register(abc.ABCMeta):
             cached = cls._instance_cache.get(key)
         except TypeError:  # an unhashable value: no caching for this one
             cached, key = None, None
-        if cached is not None:
+        if cached is not None and _cache["enabled"]:
             return cached
         instance = cls.__new__(cls)
         instance._set_param_values(values)
         instance.__init__(*args, **kwargs)
-        if key is not None:
+        if key is not None and _cache["enabled"]:
             cls._instance_cache[key] = instance
         return instance
 
-    def clear_instance_cache(cls) -> None:
-        """Forget cached instances of this class (tests and long-lived processes)."""
-        cls._instance_cache = {}
+    def clear_instance_cache(cls: Register | None = None) -> None:
+        """Forget cached instances of this class, or, called on Register, of every class."""
+        classes = [cls] if cls is not None else [c for cs in _registry.values() for c in cs]
+        for klass in classes:
+            klass._instance_cache = {}
+
+    @staticmethod
+    def disable_instance_cache() -> None:
+        """Make every task instantiation build a new object, as Luigi's does."""
+        _cache["enabled"] = False
+        Register.clear_instance_cache()
+
+    @staticmethod
+    def get_task_cls(name: str) -> type:
+        """The task class registered under `name` (see get_task_cls)."""
+        return get_task_cls(name)
+
+    @staticmethod
+    def task_names() -> list[str]:
+        """Every registered family name, sorted."""
+        return task_names()
 
 
 def _qualname(cls: type) -> str:
@@ -98,11 +130,19 @@ def get_task_cls(name: str) -> type:
     if not classes:
         close = difflib.get_close_matches(name, task_names(), n=3, cutoff=0.6)
         hint = f" (did you mean {' or '.join(close)}?)" if close else ""
-        raise UnknownTaskError(f"no task family named {name!r}{hint}")
+        raise TaskClassNotFoundException(f"no task family named {name!r}{hint}")
     if len(classes) > 1:
         where = ", ".join(_qualname(c) for c in classes)
-        raise UnknownTaskError(f"task family {name!r} is ambiguous: defined in {where}")
+        raise TaskClassAmbigiousException(f"task family {name!r} is ambiguous: defined in {where}")
     return classes[0]
+
+
+def load_task(module: str | None, task_name: str, params_str: dict[str, str]) -> Task:
+    """The task of family task_name with serialised params, importing module first if given."""
+    if module is not None:
+        importlib.import_module(module)
+    cls: Any = get_task_cls(task_name)
+    return cls.from_str_params(params_str)
 
 
 def all_task_classes() -> list[type]:

@@ -393,4 +393,3 @@ def test_disabled_task_is_not_run_and_keep_alive_run_ends(run_pipes, write_file,
     assert done.returncode == 7, done.stderr
     assert not (tmp_path / "off.txt").exists()
     assert "- Off(): disabled (Task.disabled is true)" in done.stdout
-

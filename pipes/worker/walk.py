@@ -73,7 +73,7 @@ def task_spec(task: Task, status: Status, deps: list[str] | None = None) -> dict
 
 def fire_event(task: Task, event: str, *args: Any) -> None:
     try:
-        task.trigger_event(event, *args)
+        task.trigger_event(event, task, *args)
     except Exception:
         logger.exception("event handler for %s on %s raised; ignored", event, task)
 
