@@ -20,7 +20,7 @@ import tornado.web
 
 from pipes.exceptions import BadRequest, StoreUnavailable
 from pipes.scheduler.service import API_VERSION, Service
-from pipes.server import guard, luigi_api, pages
+from pipes.server import guard, luigi_api, luigi_http, pages
 from pipes.server.metrics import CallTimes, LatencyHistogram, render
 
 logger = logging.getLogger("pipes.server")
@@ -54,7 +54,7 @@ class ServerOptions:
     # A worker's connection idles while its task runs; past the cap, idle ones are closed anyway.
     idle_timeout: float = 3600.0  # seconds a kept-alive connection may wait between requests
     body_timeout: float = 60.0  # seconds to send a body once its headers are in
-    luigi_api: bool = False  # serve Luigi workers' /api/<method> dialect (pipes.server.luigi_api)
+    luigi_api: bool = False  # serve Luigi workers' /api/<method> (pipes.server.luigi_http)
 
 
 class _JSONHandler(tornado.web.RequestHandler):
@@ -224,11 +224,11 @@ def make_app(service: Service, options: ServerOptions) -> tornado.web.Applicatio
     timings = {"latency": LatencyHistogram(), "calls": CallTimes()}
     rpc = {"service": service, "options": options, **timings}
     # Luigi's /api/<method> has no slash after the method, so /api/v1/<method> never matches it.
-    luigi: tuple[Any, ...] = (r"/api/(\w+)", luigi_api.LuigiOffHandler)
+    luigi: tuple[Any, ...] = (r"/api/(\w+)", luigi_http.LuigiOffHandler)
     if options.luigi_api:
         dialect = luigi_api.LuigiDialect(service)
         args = {"dialect": dialect, "options": options, "calls": timings["calls"]}
-        luigi = (luigi[0], luigi_api.LuigiHandler, args)
+        luigi = (luigi[0], luigi_http.LuigiHandler, args)
     app = _Application(
         [
             (rf"/api/v{API_VERSION}/(\w+)", RPCHandler, rpc),
