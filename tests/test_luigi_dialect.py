@@ -120,6 +120,7 @@ class Boom(luigi.Task):
         return luigi.LocalTarget("out/boom")
 
     def run(self):
+        log_run(self)
         raise ValueError("boom went the task")
 '''
 
@@ -300,6 +301,18 @@ print(json.dumps(s.fetch_error("Boom__99914b932b")))
     fetched = luigi_venv.run_script(script, tmp_path)
     assert fetched["taskFamily"] == "Boom"
     assert "ValueError: boom went the task" in fetched["error"]
+
+
+def test_luigi_task_failures_follow_pipesd_retry_policy(pipesd_factory, start_luigi, tmp_path):
+    write_flows(tmp_path)
+    daemon = pipesd_factory(ON + "retry_delay = 0\nretry_count = 2\n")
+
+    worker = start_luigi("Boom", url=daemon.url)  # keep_alive: it waits for the retry
+
+    assert worker.wait() == 0, worker.output[-3000:]
+    assert len(run_counts(tmp_path / "runs.log")["Boom__99914b932b"]) == 2
+    detail = daemon.call("task_detail", task_id="Boom__99914b932b")
+    assert detail["status"] == "DISABLED" and detail["failures"] == 2
 
 
 def test_luigi_remote_scheduler_reads_tasks_workers_resources_and_graphs(
