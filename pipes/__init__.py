@@ -1,18 +1,28 @@
 """pipes: target-based batch workflows in the style of Luigi, fast and durable."""
 
+from pipes import configuration as configuration
+from pipes import event as event
+from pipes import interface as interface
+from pipes import local_target as local_target
+from pipes import parameter as parameter
+from pipes import target as target
+from pipes import task as task
 from pipes.cli import run as run
 from pipes.event import Event as Event
 from pipes.exceptions import ConfigError as ConfigError
 from pipes.exceptions import ParameterError as ParameterError
 from pipes.exceptions import PipesError as PipesError
+from pipes.exceptions import RPCError as RPCError
 from pipes.exceptions import TargetError as TargetError
 from pipes.exceptions import UnknownTaskError as UnknownTaskError
 from pipes.exceptions import UsageError as UsageError
+from pipes.execution_summary import LuigiStatusCode as LuigiStatusCode
 from pipes.exit_codes import ExitCode as ExitCode
 from pipes.interface import build as build
 from pipes.local import LocalFileSystem as LocalFileSystem
 from pipes.local import LocalTarget as LocalTarget
 from pipes.parameter import BoolParameter as BoolParameter
+from pipes.parameter import ChoiceListParameter as ChoiceListParameter
 from pipes.parameter import ChoiceParameter as ChoiceParameter
 from pipes.parameter import DateHourParameter as DateHourParameter
 from pipes.parameter import DateIntervalParameter as DateIntervalParameter
@@ -41,10 +51,12 @@ from pipes.parameter import OptionalTupleParameter as OptionalTupleParameter
 from pipes.parameter import Parameter as Parameter
 from pipes.parameter import ParameterVisibility as ParameterVisibility
 from pipes.parameter import PathParameter as PathParameter
+from pipes.parameter import StrParameter as StrParameter
 from pipes.parameter import TaskParameter as TaskParameter
 from pipes.parameter import TimeDeltaParameter as TimeDeltaParameter
 from pipes.parameter import TupleParameter as TupleParameter
 from pipes.parameter import YearParameter as YearParameter
+from pipes.rpc import RemoteScheduler as RemoteScheduler
 from pipes.summary import RunResult as RunResult
 from pipes.target import FileSystem as FileSystem
 from pipes.target import FileSystemTarget as FileSystemTarget
@@ -57,14 +69,30 @@ from pipes.task import WrapperTask as WrapperTask
 from pipes.task import externalize as externalize
 from pipes.task import flatten as flatten
 from pipes.task import getpaths as getpaths
+from pipes.task_register import auto_namespace as auto_namespace
 from pipes.task_register import namespace as namespace
+from pipes.version import __version__ as __version__
 
 __all__ = [
+    "__version__",
+    "task",
+    "target",
+    "parameter",
+    "configuration",
+    "interface",
+    "local_target",
+    "event",
     "Task",
+    "DynamicRequirements",
+    "auto_namespace",
+    "StrParameter",
+    "ChoiceListParameter",
+    "LuigiStatusCode",
+    "RemoteScheduler",
+    "RPCError",
     "WrapperTask",
     "ExternalTask",
     "Config",
-    "DynamicRequirements",
     "flatten",
     "externalize",
     "getpaths",

@@ -36,6 +36,11 @@ class MockFileSystem(FileSystem):
         """The live dict of every stored path and its bytes."""
         return self._data
 
+    def get_data(self, fn: str) -> bytes:
+        """The bytes stored at one path; KeyError if nothing is."""
+        with self._lock:
+            return self._data[fn]
+
     def clear(self) -> None:
         """Forget every stored path; call it between tests."""
         with self._lock:
@@ -90,6 +95,10 @@ class MockFileSystem(FileSystem):
 
     def move(self, src: str, dst: str, raise_if_exists: bool = False) -> None:
         self._transfer(src, dst, raise_if_exists, keep_source=False)
+
+    def rename(self, src: str, dst: str, raise_if_exists: bool = False) -> None:
+        """Same as move(), under Luigi's other name for it."""
+        self.move(src, dst, raise_if_exists=raise_if_exists)
 
     def copy(self, src: str, dst: str, raise_if_exists: bool = False) -> None:
         self._transfer(src, dst, raise_if_exists, keep_source=True)
@@ -169,7 +178,12 @@ class _MockSink(AtomicSink):
 
 
 class MockTarget(FileSystemTarget):
-    """An in-memory file for tests; written atomically (visible only after a clean close)."""
+    """An in-memory file for tests; written atomically (visible only after a clean close).
+
+    `MockTarget.fs` is the one process-wide MockFileSystem, on the class as in Luigi.
+    """
+
+    fs: ClassVar[MockFileSystem] = _FS  # type: ignore[misc]
 
     def __init__(
         self,
@@ -186,10 +200,6 @@ class MockTarget(FileSystemTarget):
         self.is_tmp = is_tmp
         self.mirror_on_stderr = mirror_on_stderr
         self.format = format
-
-    @property
-    def fs(self) -> MockFileSystem:
-        return _FS
 
     def open(self, mode: str = "r") -> IO[Any]:
         return open_formatted(mode, self.format, self._open_raw, self._make_sink)

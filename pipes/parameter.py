@@ -22,7 +22,7 @@ from typing import Any, ClassVar, NoReturn, TypedDict, Unpack
 
 from pipes import date_interval
 from pipes import parameter_dates as dates
-from pipes.exceptions import ParameterError
+from pipes.exceptions import MissingExtra, ParameterError
 
 
 class ParameterException(ParameterError):
@@ -416,6 +416,45 @@ class ChoiceParameter(Parameter):
         _fail("choice", value, self.type_name)
 
 
+class ChoiceListParameter(Parameter):
+    """Several of a fixed list of values, written comma-separated; the value is a tuple."""
+
+    def __init__(
+        self,
+        default: Any = _no_value,
+        *,
+        choices: Iterable[Any],
+        var_type: type = str,
+        **options: Unpack[ParameterOptions],
+    ) -> None:
+        self.choice = ChoiceParameter(choices=choices, var_type=var_type)
+        super().__init__(default, **options)
+
+    @property
+    def type_name(self) -> str:  # type: ignore[override]
+        return "comma-separated " + self.choice.type_name
+
+    def parse(self, s: str) -> tuple[Any, ...]:
+        return tuple(self.choice.parse(part.strip()) for part in s.split(",") if part.strip())
+
+    def serialize(self, value: Any) -> str:
+        return ",".join(self.choice.serialize(v) for v in value)
+
+    def _coerce(self, value: Any) -> tuple[Any, ...]:
+        if isinstance(value, str) or not isinstance(value, Iterable):
+            _fail("choice list", value, self.type_name)
+        return tuple(self.choice.normalize(v) for v in value)
+
+
+class StrParameter(Parameter):
+    """A string; other types are rejected (Luigi's StrParameter)."""
+
+    def _coerce(self, value: Any) -> Any:
+        if not isinstance(value, str):
+            _fail("string", value, "a string")
+        return value
+
+
 class OptionalChoiceParameter(_OptionalMixin, ChoiceParameter):
     """One of a fixed list of values, or None."""
 
@@ -547,7 +586,40 @@ def _loads(s: str, expected: str) -> Any:
         _fail("JSON", s, expected)
 
 
-class ListParameter(Parameter):
+class _SchemaMixin(Parameter):
+    """Luigi's schema=: a JSON Schema the value must match (needs the jsonschema package)."""
+
+    def __init__(
+        self,
+        default: Any = _no_value,
+        *,
+        schema: Mapping[str, Any] | None = None,
+        **options: Unpack[ParameterOptions],
+    ) -> None:
+        self.schema = schema
+        self._validator: Any = None
+        if schema is not None:
+            try:
+                import jsonschema  # optional: only parameters given a schema need it
+            except ImportError as err:
+                raise MissingExtra(
+                    f"{type(self).__name__}(schema=...) needs the jsonschema package:"
+                    " pip install jsonschema"
+                ) from err
+            validator_cls = jsonschema.validators.validator_for(schema)
+            self._validator = validator_cls(schema)
+        super().__init__(default, **options)
+
+    def _validate(self, value: Any) -> None:
+        if self._validator is None:
+            return
+        error = next(iter(self._validator.iter_errors(_thaw(value))), None)
+        if error is not None:
+            where = "/".join(str(p) for p in error.absolute_path) or "value"
+            raise ParameterError(f"{where} does not match the schema: {error.message}")
+
+
+class ListParameter(_SchemaMixin, Parameter):
     """A JSON list; the value is a tuple, with nested lists as tuples and objects frozen."""
 
     type_name = "JSON list"
@@ -562,6 +634,7 @@ class ListParameter(Parameter):
     def _coerce(self, value: Any) -> tuple[Any, ...]:
         if not isinstance(value, list | tuple):
             _fail("list", value, "a JSON list like [1, 2]")
+        self._validate(value)
         return tuple(_freeze(v) for v in value)
 
 
@@ -579,7 +652,7 @@ class TupleParameter(ListParameter):
             _fail("tuple", s, "a JSON list like [[1, 2], [3, 4]]")
 
 
-class DictParameter(Parameter):
+class DictParameter(_SchemaMixin, Parameter):
     """A JSON object; the value is a FrozenOrderedDict with nested values frozen."""
 
     type_name = "JSON object"
@@ -593,6 +666,7 @@ class DictParameter(Parameter):
     def _coerce(self, value: Any) -> FrozenOrderedDict:
         if not isinstance(value, Mapping):
             _fail("dict", value, 'a JSON object like {"a": 1}')
+        self._validate(value)
         frozen = _freeze(value)
         assert isinstance(frozen, FrozenOrderedDict)
         return frozen

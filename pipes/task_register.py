@@ -44,13 +44,21 @@ def namespace(name: str | None = None, scope: str = "") -> None:
         _namespaces.pop(scope, None)
 
 
+_AUTO = "\0auto"  # auto_namespace(): the namespace is each class's module name
+
+
+def auto_namespace(scope: str = "") -> None:
+    """Give task classes defined later in modules under `scope` their module's name as namespace."""
+    _namespaces[scope] = _AUTO
+
+
 def _default_namespace(module: str) -> str | None:
     best: tuple[int, str | None] = (-1, None)
     for scope, name in _namespaces.items():
         inside = module == scope or module.startswith(scope + ".") or scope == ""
         if inside and len(scope) > best[0]:
             best = (len(scope), name)
-    return best[1]
+    return module if best[1] == _AUTO else best[1]
 
 
 class Register(abc.ABCMeta):

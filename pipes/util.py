@@ -1,4 +1,4 @@
-"""Task class helpers: @inherits, @requires, previous and get_previous_completed."""
+"""Task class helpers: Luigi's pipes.util decorators and functions (inherits, requires, ...)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 from pipes.date_interval import DateInterval
 from pipes.exceptions import TaskDefinitionError
-from pipes.task import Task
+from pipes.task import Task, flatten
 
 
 def _copy_params(target: type[Task], sources: list[type[Task]]) -> None:
@@ -61,6 +61,58 @@ class requires:  # noqa: N801 -- luigi's decorator name
 
         cls.requires = requires_  # type: ignore[method-assign]
         return cls
+
+
+def common_params(task_instance: Task, task_cls: type[Task]) -> dict[str, Any]:
+    """The values of task_instance's parameters that task_cls also has, by name."""
+    names = {name for name, _ in task_cls.get_params()}
+    return {k: v for k, v in task_instance.param_kwargs.items() if k in names}
+
+
+def copies(task_cls: type[Task]) -> Callable[[type[Task]], type[Task]]:
+    """Class decorator: require task_cls (as @requires) and run() copies its output to ours.
+
+    The copy goes line by line through the targets' open(), so formats apply on both sides.
+    """
+
+    def wrap(cls: type[Task]) -> type[Task]:
+        cls = requires(task_cls)(cls)
+
+        def run(task: Task) -> None:
+            source, sink = task.input(), task.output()
+            with source.open("r") as reader, sink.open("w") as writer:
+                for line in reader:
+                    writer.write(line)
+
+        cls.run = run  # type: ignore[method-assign]
+        return cls
+
+    return wrap
+
+
+def delegates(task_that_delegates: type[Task]) -> type[Task]:
+    """Class decorator: the tasks from subtasks() run inside this task's run(), first.
+
+    Their requirements become this task's; they are never scheduled on their own.
+    """
+    if not hasattr(task_that_delegates, "subtasks"):
+        raise TaskDefinitionError(
+            f"@delegates: {task_that_delegates.__name__} has no subtasks() method"
+        )
+    own_run = task_that_delegates.run
+
+    def deps(task: Task) -> list[Task]:
+        subtasks = flatten(task.subtasks())  # type: ignore[attr-defined]
+        return flatten(task.requires()) + [d for sub in subtasks for d in sub.deps()]
+
+    def run(task: Task) -> Any:
+        for sub in flatten(task.subtasks()):  # type: ignore[attr-defined]
+            sub.run()
+        return own_run(task)
+
+    task_that_delegates.deps = deps  # type: ignore[method-assign]
+    task_that_delegates.run = run  # type: ignore[method-assign]
+    return task_that_delegates
 
 
 def _step_back(param: Any, value: Any) -> Any:

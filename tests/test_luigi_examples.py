@@ -164,7 +164,8 @@ def test_foo_complex_runs_every_task_it_scheduled_with_two_workers(workdir, env)
     # Luigi itself fails some of these tasks: requires() is random and Luigi evaluates it again
     # at run time; pipes runs the graph it scheduled.
     args = ("--module", "examples.foo_complex", "examples.Foo", "--workers", "2")
-    done = run_example(workdir, env, *args, "--detailed-summary")
+    # up to 50 tasks whose output() sleeps 1 s each call: minutes, as with Luigi
+    done = run_example(workdir, env, *args, "--detailed-summary", timeout=600)
     assert done.returncode == 0, done.stderr
     bars = re.findall(r"^    - examples\.Bar\(num=(\d+)\)$", done.stdout, flags=re.M)
     assert count(done.stdout, "ran") == len(bars) + 1
