@@ -115,6 +115,25 @@ class LuigiRoot(luigi.WrapperTask):
         return [LuigiOnly(i=i) for i in range(3)]
 
 
+class Part(Done):
+    i = luigi.IntParameter()
+
+    def output(self):
+        return luigi.LocalTarget(f"out/part-{self.i}")
+
+    def run(self):
+        self.write()
+
+
+class Dynamic(Done):
+    def output(self):
+        return luigi.LocalTarget("out/dynamic")
+
+    def run(self):
+        yield [Part(i=i) for i in range(3)]
+        self.write()
+
+
 class Boom(luigi.Task):
     def output(self):
         return luigi.LocalTarget("out/boom")
@@ -301,6 +320,23 @@ print(json.dumps(s.fetch_error("Boom__99914b932b")))
     fetched = luigi_venv.run_script(script, tmp_path)
     assert fetched["taskFamily"] == "Boom"
     assert "ValueError: boom went the task" in fetched["error"]
+
+
+def test_luigi_dynamic_dependencies_run_with_two_worker_processes(
+    pipesd_factory, start_luigi, tmp_path
+):
+    write_flows(tmp_path)
+    daemon = pipesd_factory(ON)
+
+    worker = start_luigi("Dynamic", "--workers", "2", url=daemon.url)
+
+    assert worker.wait() == 0, worker.output[-3000:]
+    assert luigi_summary_ok(worker.output)
+    assert sorted(run_counts(tmp_path / "runs.log")) == [
+        "Dynamic__99914b932b", "Part_0_d010c9c495", "Part_1_64a8d99e05", "Part_2_a9facda7c5",
+    ]  # fmt: skip
+    detail = daemon.call("task_detail", task_id="Dynamic__99914b932b")
+    assert detail["status"] == "DONE" and len(detail["deps"]) == 3
 
 
 def test_luigi_task_failures_follow_pipesd_retry_policy(pipesd_factory, start_luigi, tmp_path):
