@@ -23,7 +23,7 @@ from pipes.config import KNOWN_OPTIONS, get_config, warn_unknown
 from pipes.exceptions import ParameterError, PipesError, UnknownTaskError, UsageError
 from pipes.exit_codes import ExitCode
 from pipes.interface import execute, lock_options, locked, warn_config
-from pipes.parameter import Parameter, ParameterVisibility
+from pipes.parameter import Parameter, ParameterVisibility, UnknownParameterException
 from pipes.summary import RunResult, check_retcodes, configured_code
 from pipes.task import Config, Task
 from pipes.tools.deps import dependency_tree, dry_run
@@ -326,7 +326,9 @@ def _unknown_option_error(cls: type[Task], unknown: list[str]) -> UsageError:
         ]
     close = difflib.get_close_matches(word.split("=")[0], options, n=1)
     hint = f" (did you mean {close[0]}?)" if close else ""
-    return ParameterError(f"unknown parameter {word.split('=')[0]} for task {family}{hint}")
+    return UnknownParameterException(
+        f"unknown parameter {word.split('=')[0]} for task {family}{hint}"
+    )
 
 
 def _collect_values(namespace: argparse.Namespace) -> dict[str, dict[str, str]]:

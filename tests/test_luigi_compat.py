@@ -393,3 +393,273 @@ def test_disabled_task_is_not_run_and_keep_alive_run_ends(run_pipes, write_file,
     assert done.returncode == 7, done.stderr
     assert not (tmp_path / "off.txt").exists()
     assert "- Off(): disabled (Task.disabled is true)" in done.stdout
+
+
+# ----- the public API surface, at Luigi's module paths ---------------------------------------
+
+
+def test_luigi_module_paths_import_under_pipes():
+    import importlib
+
+    for module, names in {
+        "pipes.local_target": ["LocalTarget", "LocalFileSystem", "FileAlreadyExists"],
+        "pipes.task_register": ["Register", "load_task", "TaskClassException"],
+        "pipes.configuration": ["get_config", "add_config_path"],
+        "pipes.cmdline_parser": ["CmdlineParser"],
+        "pipes.interface": ["build"],
+        "pipes.execution_summary": ["LuigiRunResult", "LuigiStatusCode"],
+        "pipes.tools.deps": ["dependency_tree"],
+        "pipes.target": [
+            "FileAlreadyExists",
+            "MissingParentDirectory",
+            "NotADirectory",
+            "FileSystemException",
+            "Target",
+            "FileSystemTarget",
+        ],
+        "pipes.util": [
+            "inherits",
+            "requires",
+            "copies",
+            "delegates",
+            "common_params",
+            "previous",
+            "get_previous_completed",
+        ],
+        "pipes": ["DynamicRequirements", "auto_namespace", "StrParameter", "LuigiStatusCode"],
+    }.items():
+        loaded = importlib.import_module(module)
+        for name in names:
+            assert hasattr(loaded, name), f"{module}.{name}"
+
+
+def test_luigi_exception_names_belong_to_pipes_hierarchy():
+    from pipes import parameter, target, task_register
+    from pipes.exceptions import ParameterError, PipesError, TargetError, UnknownTaskError
+
+    for name in ("MissingParameterException", "UnknownParameterException"):
+        assert issubclass(getattr(parameter, name), parameter.ParameterException)
+    assert issubclass(parameter.DuplicateParameterException, ParameterError)
+    assert issubclass(parameter.ParameterException, PipesError)
+    assert issubclass(parameter.UnconsumedParameterWarning, UserWarning)
+    assert issubclass(parameter.OptionalParameterTypeWarning, UserWarning)
+    for name in ("FileAlreadyExists", "MissingParentDirectory", "NotADirectory"):
+        assert issubclass(getattr(target, name), target.FileSystemException)
+    assert target.FileSystemException is TargetError
+    assert issubclass(task_register.TaskClassException, UnknownTaskError)
+
+
+def test_task_raises_luigis_parameter_exceptions_when_parameters_are_wrong():
+    import pipes
+    from pipes.parameter import (
+        DuplicateParameterException,
+        MissingParameterException,
+        UnknownParameterException,
+    )
+
+    class Needs(pipes.Task):
+        day = pipes.IntParameter(positional=True)
+
+    with pytest.raises(MissingParameterException, match="missing parameter day"):
+        Needs()
+    with pytest.raises(UnknownParameterException, match="unknown parameter dya"):
+        Needs(1, dya=2)
+    with pytest.raises(DuplicateParameterException, match="given twice"):
+        Needs(1, day=2)
+
+
+def test_task_methods_match_luigi_names():
+    import pipes
+
+    class Pair(pipes.Task):
+        a = pipes.IntParameter()
+        b = pipes.Parameter(default="x")
+
+    task = Pair(a=1)
+    assert task.param_args == (1, "x")
+    assert task.param_kwargs == {"a": 1, "b": "x"}
+    assert Pair.get_param_values(Pair.get_params(), (), {"a": 2}) == [("a", 2), ("b", "x")]
+    assert Pair.get_param_names() == ["a", "b"]
+    assert Pair.from_str_params(task.to_str_params()) is task
+    assert task.clone(b="y").b == "y"
+    assert Pair.get_task_family() == "Pair" and Pair.get_task_namespace() is None
+    assert task.task_id.startswith("Pair_1_x_")
+    assert Pair.disabled is False and Pair.retry_count is None and Pair.batchable is True
+    for name in ("disable_window", "disable_hard_timeout", "worker_timeout", "owner_email"):
+        assert getattr(Pair, name) is None
+    assert Pair.accepts_messages is False
+
+
+def test_mixin_naive_bulk_complete_checks_each_task(tmp_path):
+    import pipes
+    from pipes.task import MixinNaiveBulkComplete
+
+    class Day(MixinNaiveBulkComplete, pipes.Task):
+        n = pipes.IntParameter()
+
+        def output(self):
+            return pipes.LocalTarget(str(tmp_path / f"{self.n}"))
+
+    (tmp_path / "2").write_text("")
+    assert Day.bulk_complete([1, 2, 3]) == [2]
+
+
+def test_event_handlers_get_luigis_arguments_and_can_be_removed():
+    import pipes
+
+    seen = []
+
+    class Noisy(pipes.Task):
+        pass
+
+    @Noisy.event_handler(pipes.Event.PROGRESS)
+    def progress(task, data):
+        seen.append((task, data))
+
+    task = Noisy()
+    task.trigger_event(pipes.Event.PROGRESS, task, {"done": 1})
+    Noisy.remove_event_handler(pipes.Event.PROGRESS, progress)
+    task.trigger_event(pipes.Event.PROGRESS, task, {"done": 2})
+    assert seen == [(task, {"done": 1})]
+
+
+def test_task_register_loads_task_and_controls_instance_cache():
+    import pipes
+    from pipes.task_register import Register, TaskClassException, load_task
+
+    class Cached(pipes.Task):
+        n = pipes.IntParameter()
+
+    assert load_task(None, "Cached", {"n": "4"}) is Cached(n=4)
+    assert Register.get_task_cls("Cached") is Cached
+    Cached.clear_instance_cache()
+    Register.clear_instance_cache()
+    assert Cached(n=4) is Cached(n=4)
+    with pytest.raises(TaskClassException, match="no task family named 'Nowhere'"):
+        load_task(None, "Nowhere", {})
+
+
+def test_cmdline_parser_builds_root_task_with_its_parameters(write_file, monkeypatch, tmp_path):
+    from pipes.cmdline_parser import CmdlineParser
+    from pipes.parameter import UnknownParameterException
+
+    write_file("cmdflow.py", FLOW.replace("Greet", "CmdGreet"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    parser = CmdlineParser(["--module", "cmdflow", "CmdGreet", "--name", "eve"])
+    assert str(parser.get_task_obj()) == "CmdGreet(name=eve)"
+    with CmdlineParser.global_instance(["CmdGreet", "--CmdGreet-name", "fay"]) as active:
+        assert str(active.get_task_obj()) == "CmdGreet(name=fay)"
+    with pytest.raises(UnknownParameterException, match="unknown parameter --nme"):
+        CmdlineParser(["CmdGreet", "--nme", "x"])
+
+
+def test_collection_parameters_take_schema_and_check_it_when_jsonschema_is_installed():
+    import importlib.util
+
+    import pipes
+    from pipes.exceptions import MissingExtra, ParameterError
+
+    schema = {"type": "array", "items": {"type": "integer"}}
+    if importlib.util.find_spec("jsonschema") is None:
+        with pytest.raises(MissingExtra, match=r"needs the jsonschema package: pip install"):
+            pipes.ListParameter(schema=schema)
+        return
+    param = pipes.ListParameter(schema=schema)
+    assert param.parse("[1, 2]") == (1, 2)
+    with pytest.raises(ParameterError, match="does not match the schema"):
+        param.parse('[1, "two"]')
+
+
+def test_month_and_year_parameters_take_date_objects():
+    import pipes
+
+    class Monthly(pipes.Task):
+        month = pipes.MonthParameter(default=dt.date(2024, 3, 15))
+        year = pipes.YearParameter(default=dt.date(2024, 3, 15))
+
+    assert str(Monthly()) == "Monthly(month=2024-03, year=2024)"
+    assert Monthly(month=dt.date(2023, 2, 3)).month == dt.date(2023, 2, 1)
+
+
+def test_optional_parameter_warns_on_wrong_type():
+    import pipes
+    from pipes.parameter import OptionalParameterTypeWarning
+
+    with pytest.warns(OptionalParameterTypeWarning, match="not of type int"):
+        pipes.OptionalIntParameter().normalize("5")
+
+
+def test_mock_target_fs_is_class_level_mock_filesystem():
+    from pipes.mock import MockFileSystem, MockTarget
+
+    fs = MockTarget.fs
+    assert isinstance(fs, MockFileSystem)
+    fs.clear()
+    with MockTarget("dir/a", mirror_on_stderr=False).open("w") as out:
+        out.write("hi")
+    assert fs.get_data("dir/a") == b"hi" and fs.get_all_data() == {"dir/a": b"hi"}
+    fs.copy("dir/a", "dir/b")
+    fs.rename("dir/b", "dir/c")
+    assert sorted(fs.listdir("dir")) == ["dir/a", "dir/c"]
+    assert fs.exists("dir/c") and fs.isdir("dir") and not fs.exists("dir/b")
+    fs.remove("dir/a")
+    assert not fs.exists("dir/a")
+    fs.clear()
+    assert fs.get_all_data() == {}
+
+
+def test_util_common_params_copies_and_delegates_work_as_in_luigi(tmp_path):
+    import pipes
+    from pipes.util import common_params, copies, delegates
+
+    class Source(pipes.Task):
+        day = pipes.IntParameter()
+
+        def output(self):
+            return pipes.LocalTarget(str(tmp_path / f"source{self.day}"))
+
+        def run(self):
+            with self.output().open("w") as out:
+                out.write("a\nb\n")
+
+    @copies(Source)
+    class Copy(pipes.Task):
+        def output(self):
+            return pipes.LocalTarget(str(tmp_path / f"copy{self.day}"))
+
+    class Helper(pipes.Task):
+        ran = []
+
+        def run(self):
+            Helper.ran.append("helper")
+
+    @delegates
+    class Boss(pipes.Task):
+        def subtasks(self):
+            return Helper()
+
+        def output(self):
+            return pipes.LocalTarget(str(tmp_path / "boss"))
+
+        def run(self):
+            self.output().open("w").close()
+
+    assert common_params(Copy(day=3), Source) == {"day": 3}
+    assert pipes.build([Copy(day=3), Boss()], local_scheduler=True)
+    assert (tmp_path / "copy3").read_text() == "a\nb\n"
+    assert Helper.ran == ["helper"]
+
+
+def test_auto_namespace_names_families_after_their_module():
+    import pipes
+    from pipes import task_register
+
+    pipes.auto_namespace(scope=__name__)
+    try:
+
+        class Spaced(pipes.Task):
+            pass
+
+    finally:
+        task_register.namespace(None, scope=__name__)
+    assert Spaced.get_task_family() == f"{__name__}.Spaced"
