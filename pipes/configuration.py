@@ -98,6 +98,9 @@ class LuigiConfigParser:
         return self
 
 
+LuigiTomlParser = LuigiConfigParser  # one view over .cfg and .toml files alike
+
+
 def get_config() -> LuigiConfigParser:
     """The process-wide configuration, as Luigi's get_config() gives it."""
     return LuigiConfigParser(_config.get_config())

@@ -192,6 +192,9 @@ class _OptionalMixin(Parameter):
         return None if value is None else super().next_in_enumeration(value)
 
 
+OptionalParameterMixin = _OptionalMixin  # Luigi's name, for custom Optional... parameters
+
+
 class OptionalParameter(_OptionalMixin, Parameter):
     """A string parameter that may be None (the empty string on a command line)."""
 

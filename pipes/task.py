@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 from pipes import overrides
 from pipes.config import get_config
-from pipes.exceptions import ParameterError
+from pipes.exceptions import ParameterError, TaskDefinitionError
 from pipes.parameter import (
     DuplicateParameterException,
     MissingParameterException,
@@ -26,6 +26,8 @@ from pipes.parameter import (
     UnknownParameterException,
 )
 from pipes.task_register import Register
+from pipes.task_register import auto_namespace as auto_namespace
+from pipes.task_register import namespace as namespace
 
 TASK_ID_INCLUDE_PARAMS = 3
 TASK_ID_TRUNCATE_PARAMS = 16
@@ -51,6 +53,18 @@ def task_id_str(family: str, params: dict[str, str], shown: Iterable[str] | None
         for name in visible[:TASK_ID_INCLUDE_PARAMS]
     )
     return f"{family}_{summary}_{digest[:TASK_ID_TRUNCATE_HASH]}"
+
+
+class BulkCompleteNotImplementedError(TaskDefinitionError, NotImplementedError):
+    """Luigi's name: raise it from bulk_complete() to have each task checked one by one."""
+
+
+def flatten_output(task: Task) -> list[Any]:
+    """The task's outputs; for a task without outputs (a wrapper), its requirements' outputs."""
+    outputs = flatten(task.output())
+    if outputs:
+        return outputs
+    return [target for dep in flatten(task.requires()) for target in flatten_output(dep)]
 
 
 class DynamicRequirements:

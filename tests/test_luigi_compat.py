@@ -663,3 +663,11 @@ def test_auto_namespace_names_families_after_their_module():
     finally:
         task_register.namespace(None, scope=__name__)
     assert Spaced.get_task_family() == f"{__name__}.Spaced"
+
+
+def test_unsupported_contrib_module_exits_2_naming_it_not_yet_supported(run_pipes, write_file):
+    write_file("dbflow.py", "import pipes.contrib.postgres\n")
+    done = run_pipes("--module", "dbflow", "Anything")
+    assert done.returncode == 2
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert "ModuleNotFoundError: pipes.contrib.postgres is not supported yet" in done.stderr
