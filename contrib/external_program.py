@@ -28,10 +28,11 @@ from pipes.task import Task
 STDERR_LINES = 20  # lines of stderr quoted in the error of a failed program
 STOP_GRACE = 0.5  # seconds the program has to exit after SIGTERM before SIGKILL
 DRAIN_AFTER_EXIT = 0.2  # seconds to read what a program's leftover children still print
-# A Python traceback's last line, or a JVM's uncaught exception ("Exception in thread ...").
+# A Python traceback's last line, a JVM's uncaught exception ("Exception in thread ...") or
+# the cause of a logged one ("Caused by: ...": the last one found is the root cause).
 _EXCEPTION = re.compile(
-    r'^(?:Exception in thread "[^"]*" )?'
-    r"((?:[A-Za-z_][\w$]*\.)*[A-Za-z_]\w*(?:Error|Exception)(?::\s.*)?)$"
+    r'^(?:Exception in thread "[^"]*" |Caused by: )?'
+    r"((?:[A-Za-z_][\w$]*\.)*\w*(?:Error|Exception)(?::\s.*)?)$"
 )
 _LOG_LINE = re.compile(r"^\d{2,4}[-/]\d\d[-/]\d\d \d\d:\d\d:\d\d")  # log4j's, not an exception
 

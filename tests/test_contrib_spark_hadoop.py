@@ -1,7 +1,8 @@
 """pipes.contrib.spark and hadoop_jar against real spark-submit, a real `hadoop` and real HDFS.
 
 Every JVM-starting test of the suite is here, so one xdist worker owns them, and they are
-few: three Spark drivers (the pipeline, a failing job, a timed-out job) and one MapReduce job.
+few: three Spark drivers (the pipeline, a failing job, a timed-out job) and two MapReduce jobs
+(the pipeline, a failing job).
 The command-line and log-parsing checks use a stand-in spark-submit script, which costs no JVM.
 """
 
@@ -154,6 +155,26 @@ class LetterCounts(HadoopJarJobTask):
 
     def args(self):
         return [self.input(), self.output()]
+
+
+class LettersOf(HadoopJarJobTask):
+    """LetterCount over any directory of word counts."""
+
+    source = pipes.Parameter()
+    root = pipes.Parameter()
+    jar_path = pipes.Parameter(significant=False)
+
+    def output(self):
+        return HdfsTarget(f"{self.root}/letters")
+
+    def jar(self):
+        return self.jar_path
+
+    def main(self):
+        return "LetterCount"
+
+    def args(self):
+        return [self.source, self.output()]
 
 
 class Broken(PySparkTask):
@@ -454,3 +475,22 @@ def test_pyspark_timeout_kills_driver_jvm(tmp_path, hdfs_server, pipesd, start_w
     )
     wait_for(lambda: not any(pid_alive(p) for p in jvms), 10, f"driver JVMs {jvms} to end")
     assert hdfs_names(client, path) == []
+
+
+def test_hadoop_jar_failure_names_exception_and_leaves_no_output(
+    tmp_path, hdfs_server, hadoop_cli, job_jar, pipesd, start_worker
+):
+    client = webhdfs(hdfs_server)
+    path = f"/bad-counts-{uuid.uuid4().hex[:8]}"
+    with HdfsTarget(f"{path}/in/part-00000", fs=client).open("w") as out:
+        out.write("apple\tmany\n")  # not a number: the mapper throws
+    root = f"{hdfs_server.hdfs_url}{path}"
+    write_jobs(tmp_path, hdfs_server, f"\n[hadoop]\ncommand = {hadoop_cli}\n")
+    args = ("--source", f"{root}/in", "--root", root, "--jar-path", str(job_jar))
+    worker = start_worker("LettersOf", *args, url=pipesd.url, module="jobs.spark_jobs")
+    assert worker.wait(120) == ExitCode.TASK_FAILED, worker.stderr
+    error = task_detail(pipesd, "LettersOf")["error"]
+    first = error.splitlines()[0]
+    assert first.startswith("hadoop jar failed (exit code 1, job job_local"), error
+    assert first.endswith('NumberFormatException: For input string: "many"'), error
+    assert hdfs_names(client, path) == ["in"]  # neither the output nor its temporary path
