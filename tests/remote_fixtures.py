@@ -46,7 +46,7 @@ def _run(script: str, *args: str, env: dict[str, str], hint: str, timeout: float
         pytest.fail(f"{script} did not finish in {timeout:g} s; {hint}")
     if done.returncode != 0 or not done.stdout.strip():
         tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        pytest.fail(f"{script} failed ({tail}); {hint}")
+        pytest.fail(f"{script} {' '.join(args)} failed ({tail}); {hint}")
     return done.stdout.strip().splitlines()[-1]
 
 
@@ -94,6 +94,19 @@ class S3Server:
         )
 
 
+def create_bucket(server: S3Server, name: str, read_timeout: float = 60) -> None:
+    """Create a bucket; one that a timed-out first try already made counts as created."""
+    from pipes.contrib.s3 import S3Client
+
+    client = S3Client(
+        server.access_key, server.secret_key, endpoint_url=server.url, read_timeout=read_timeout
+    )
+    try:
+        client.s3.create_bucket(Bucket=name)
+    except client.s3.exceptions.BucketAlreadyOwnedByYou:
+        return
+
+
 @pytest.fixture(scope="session")
 def hdfs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HdfsServer]:
     """A real Hadoop 2.7.3 HDFS for the whole session."""
@@ -124,8 +137,12 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     env = {"S3_PORT": str(base), "CEPH_MON_PORT": str(base + 1)}
     words = _words(_run("s3-start.sh", str(directory), env=env, hint=S3_HINT))
     try:
-        yield S3Server(
+        server = S3Server(
             words["S3_URL"], words["AWS_ACCESS_KEY_ID"], words["AWS_SECRET_ACCESS_KEY"]
         )
+        # radosgw makes its pools on the first bucket, which can take long on a busy machine:
+        # do it here, with a patient client, so no test's own call meets that delay.
+        create_bucket(server, "warm-up", read_timeout=300)
+        yield server
     finally:
         subprocess.run(["bash", str(_script("s3-stop.sh")), str(directory)], check=False)

@@ -20,7 +20,7 @@ from pipes.contrib.s3 import S3Client, S3FlagTarget, S3Target
 from pipesd_fixtures import *  # noqa: F403 -- the fixtures: pipesd, start_worker
 from pipesd_fixtures import WORKER_CONFIG, run_counts
 from remote_fixtures import *  # noqa: F403 -- the fixtures: s3_server, hdfs_server
-from remote_fixtures import S3Server
+from remote_fixtures import S3Server, create_bucket
 
 from pipes.exceptions import (
     FileAlreadyExists,
@@ -39,7 +39,7 @@ def make_client(server: S3Server, **options) -> S3Client:
 @pytest.fixture
 def bucket(s3_server: S3Server) -> str:
     name = f"t-{uuid.uuid4().hex[:12]}"
-    make_client(s3_server).s3.create_bucket(Bucket=name)
+    create_bucket(s3_server, name)
     return name
 
 
@@ -243,7 +243,7 @@ def test_pipeline_local_hdfs_s3_runs_once_reruns_nothing_and_fails_cleanly(
     root = f"/pipeline-{uuid.uuid4().hex[:8]}"
     bucket = f"pipe-{uuid.uuid4().hex[:8]}"
     client = make_client(s3_server)
-    client.s3.create_bucket(Bucket=bucket)
+    create_bucket(s3_server, bucket)
     (tmp_path / "flows_remote.py").write_text(PIPELINE)
     config = WORKER_CONFIG + "\n" + hdfs_server.config() + "\n" + s3_server.config()
     (tmp_path / "pipes.cfg").write_text(textwrap.dedent(config))
