@@ -671,3 +671,12 @@ def test_unsupported_contrib_module_exits_2_naming_it_not_yet_supported(run_pipe
     assert done.returncode == 2
     assert len(done.stderr.strip().splitlines()) == 1
     assert "ModuleNotFoundError: pipes.contrib.postgres is not supported yet" in done.stderr
+
+
+def test_retcode_and_core_config_flags_apply_to_the_run(run_pipes, write_file, tmp_path):
+    write_file("flow.py", DISABLED_UPSTREAM_FLOW)
+    done = run_pipes(
+        "--module", "flow", "After", "--retcode-task-failed", "9", "--core-workers=2"
+    )  # fmt: skip
+    assert done.returncode == 9, done.stderr
+    assert (tmp_path / "attempts.txt").read_text().count("attempt") == 1
