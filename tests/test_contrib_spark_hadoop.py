@@ -190,7 +190,7 @@ class Broken(PySparkTask):
 
 class Stuck(PySparkTask):
     root = pipes.Parameter()
-    worker_timeout = 8
+    worker_timeout = 12  # the driver JVM starts well within it, even on a busy machine
 
     def output(self):
         return HdfsTarget(f"{self.root}/stuck")
@@ -471,7 +471,7 @@ def test_pyspark_timeout_kills_driver_jvm(tmp_path, hdfs_server, pipesd, start_w
     jvms = _spark_driver_pids()
     assert worker.wait(120) == ExitCode.TASK_FAILED, worker.stderr
     assert task_detail(pipesd, "Stuck")["error"].startswith(
-        "timed out after 8s; killed process group"
+        "timed out after 12s; killed process group"
     )
     wait_for(lambda: not any(pid_alive(p) for p in jvms), 10, f"driver JVMs {jvms} to end")
     assert hdfs_names(client, path) == []
