@@ -77,6 +77,7 @@ class Worker:
         self.on_failure: FailureHook | None = None  # set by the caller, e.g. to send alerts
         self.stopping = False
         self._runner: Runner | None = None  # while run() runs: SIGUSR1 tells it to finish up
+        self._dependents_of: tuple[int, dict[str, list[str]]] = (-1, {})  # (edges, map)
 
     def info(self) -> dict[str, Any]:
         """What this worker tells the scheduler about itself."""
@@ -275,10 +276,7 @@ class Worker:
         disabled |= self.graph.disabled  # Task.disabled: pending in the scheduler, never run
         if not disabled:
             return 0
-        dependents: dict[str, list[str]] = collections.defaultdict(list)
-        for task_id, deps in self.graph.deps.items():
-            for dep in deps:
-                dependents[dep].append(task_id)
+        dependents = self._dependents()
         blocked: set[str] = set()
         stack = list(disabled)
         while stack:
@@ -289,6 +287,17 @@ class Worker:
         finished = {t for t, outcome in self.ran.items() if outcome.status == "DONE"}
         blocked |= self.graph.disabled
         return len(blocked - finished - set(self.graph.complete))
+
+    def _dependents(self) -> dict[str, list[str]]:
+        """task id -> the ids of the tasks that need it, rebuilt only when the graph grew."""
+        size = sum(len(deps) for deps in self.graph.deps.values())
+        if self._dependents_of[0] != size:
+            dependents: dict[str, list[str]] = collections.defaultdict(list)
+            for task_id, deps in self.graph.deps.items():
+                for dep in deps:
+                    dependents[dep].append(task_id)
+            self._dependents_of = (size, dependents)
+        return self._dependents_of[1]
 
     def _execution(self, work: dict[str, Any]) -> Execution | None:
         """The Execution for a get_work reply (resuming a suspended one), or None if unloadable."""
