@@ -13,6 +13,7 @@ FIELD_METHODS = {  # set_task_field name -> (RPC method, body field)
     "status_message": ("set_status_message", "message"),
     "progress_percentage": ("set_progress_percentage", "progress"),
     "tracking_url": ("set_tracking_url", "url"),
+    "log_tail": ("set_log_tail", "tail"),
 }
 
 

@@ -438,10 +438,13 @@ class Scheduler:
         return task
 
     def set_task_field(self, task_id: str, name: str, value: Any, now: float) -> None:
-        """Set status_message, progress_percentage or tracking_url of a task."""
-        if name not in ("status_message", "progress_percentage", "tracking_url"):
+        """Set status_message, progress_percentage, tracking_url or the log tail of a task."""
+        if name not in ("status_message", "progress_percentage", "tracking_url", "log_tail"):
             raise BadRequest(f"cannot set task field {name!r}")
         task = self.task(task_id)
+        if name == "log_tail":  # a running task's output so far: kept by the store, not the record
+            self._logs[task_id] = value[-MAX_LOG_CHARS:]
+            return
         setattr(task, name, value)
         task.updated = now
         self._touch(task)

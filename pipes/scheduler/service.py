@@ -125,6 +125,9 @@ class Service:
             "set_progress_percentage": Method(
                 self._field_setter("progress_percentage"), {**TASK_ID, "progress": Field(_NUMBER)}
             ),
+            "set_log_tail": Method(
+                self._field_setter("log_tail"), {**TASK_ID, "tail": Field(str)}
+            ),
             "set_tracking_url": Method(
                 self._field_setter("tracking_url"), {**TASK_ID, "url": Field(str)}
             ),

@@ -15,7 +15,7 @@ from typing import Any
 from pipes.exceptions import BadRequest
 
 INT_MAX = 2**63 - 1
-REPLACED_KEYS = frozenset({"log_tail"})  # text kept with bad characters replaced
+REPLACED_KEYS = frozenset({"log_tail", "tail"})  # log tails: kept with bad characters replaced
 
 
 def bounded_int(text: str) -> int:

@@ -162,7 +162,9 @@ class Shared:
         return self._get(_FINISHED)
 
     def after_death(self) -> tuple[int, int, int]:
-        """(started, finished, log start) as the child left them; read once it is gone."""
+        """(started, finished, log start) as the child left them; read once it is gone.
+
+        Read while it lives, it is a snapshot: good enough to find what it is running."""
         return self._get(_STARTED), self._get(_FINISHED), self._get(_LOG_START)
 
     def close(self) -> None:

@@ -56,6 +56,8 @@ class ChildHandle:
     looked: float = -1.0  # the `heard` at which the worker last looked for outcomes it holds
     early: dict[int, str] = field(default_factory=dict)  # seq -> task id reported before sent
     polling_out: bool = False  # the runner waits for room in its pipe
+    tail_at: float = 0.0  # when to send its running task's log tail next
+    last_tail: str | None = None  # the one sent last
 
     @classmethod
     def fork(cls, options: ForkOptions, others: list[ChildHandle]) -> ChildHandle:

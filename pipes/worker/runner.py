@@ -43,6 +43,7 @@ FAST_SECONDS = 0.01  # a family whose recent runs took less is sent several task
 DEPTH = 16  # tasks of fast families a child may hold: one running, the others waiting
 STEAL_AFTER = 0.1  # seconds a child may hold waiting tasks without news while another idles
 REPORT_WITHIN = 0.05  # seconds: a DONE a silent child still holds is reported after this
+LIVE_TAIL_EVERY = 5.0  # seconds between log tails of a task still running in a child
 _IN = select.POLLIN | select.POLLHUP | select.POLLERR
 
 
@@ -252,6 +253,7 @@ class Runner:
         wake = [c.deadline for c in self._children if c.deadline is not None]
         wake += [c.heard + STEAL_AFTER for c in self._stalled()]
         wake += [c.heard + REPORT_WITHIN for c in self._children if c.looked != c.heard]
+        wake += [c.tail_at for c in self._children if c.inflight]
         if wake:
             until = max(0.0, min(wake) - time.monotonic())
             timeout = until if timeout is None else min(timeout, until)
@@ -279,6 +281,22 @@ class Runner:
             if now >= slot.heard + STEAL_AFTER:
                 self._outbox.extendleft((e, True) for e in reversed(slot.take_back()))
                 slot.alone = True  # nothing more waits behind its long task
+        for slot in self._children:
+            if slot.inflight and now >= slot.tail_at:
+                self._send_live_tail(slot, now)
+
+    def _send_live_tail(self, slot: ChildHandle, now: float) -> None:
+        """Every LIVE_TAIL_EVERY seconds, a running task's output so far (for the status page)."""
+        first = not slot.tail_at
+        slot.tail_at = now + LIVE_TAIL_EVERY
+        started, finished, log_start = slot.shared.after_death()
+        execution = slot.inflight.get(started)
+        if first or execution is None or started <= finished:
+            return  # nothing has run long enough to need it
+        tail = self._tail_of(slot, execution, log_start)
+        if tail is not None and tail != slot.last_tail:
+            slot.last_tail = tail
+            self.on_field(execution.members[0], "log_tail", tail)
 
     def _read(self, slot: ChildHandle) -> None:
         self._take_in(slot)
@@ -391,7 +409,7 @@ class Runner:
                 if event is not None:
                     logger.error("%s: %s", execution.task, message)
                     fire_event(execution.task, event, message)
-                tail = self._lost_tail(slot, execution, log_start)
+                tail = self._tail_of(slot, execution, log_start)
                 outcome = Outcome(execution.task, "FAILED", message, log_tail=tail)
                 self._finished.append((execution, outcome))
                 self._family_seconds[type(execution.task)] = STEAL_AFTER
@@ -401,7 +419,7 @@ class Runner:
         slot.close()
         return unstarted
 
-    def _lost_tail(self, slot: ChildHandle, execution: Execution, start: int) -> str | None:
+    def _tail_of(self, slot: ChildHandle, execution: Execution, start: int) -> str | None:
         if self.options.log_dir is not None:
             return tail_of_file(task_log_path(self.options.log_dir, execution.members[0]), start)
         return tail_of_file(slot.log_path) if slot.log_path is not None else None
