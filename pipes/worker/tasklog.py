@@ -102,8 +102,12 @@ class Capture:
                 os.close(fd)
             self._saved, self._fd = None, -1
         elif tail is not None:
-            _copy(self._fd, self._terminal)
+            lost = _copy(self._fd, self._terminal)
             os.ftruncate(self._fd, 0)  # the private file holds one task's output at a time
+            if lost:
+                # fds 1 and 2 point at the private file: the warning reaches the terminal
+                # with the next task's output, if the terminal takes it then
+                logger.warning("%s", lost)
         return tail
 
 
@@ -126,11 +130,11 @@ def _streams_to_fds() -> None:
             setattr(sys, name, open(fd, "w", buffering=1, closefd=False))  # noqa: SIM115
 
 
-def _copy(source: int, target: int) -> None:
-    """All of file `source` to `target`; a closed or full terminal must not fail the task.
+def _copy(source: int, target: int) -> str | None:
+    """All of file `source` to `target`; None, or what was lost and why (for a warning).
 
-    sendfile() refuses (EINVAL) a target opened with O_APPEND, as `>> log 2>&1` opens it:
-    then the bytes go by read/write. Any other failure is logged, never dropped silently.
+    A closed or full terminal must not fail the task. sendfile() refuses (EINVAL) a target
+    opened with O_APPEND, as `>> log 2>&1` opens it: then the bytes go by read/write.
     """
     offset, size = 0, os.fstat(source).st_size
     try:
@@ -140,31 +144,32 @@ def _copy(source: int, target: int) -> None:
             except OSError as err:
                 if err.errno not in _NO_SENDFILE:
                     raise
-                _copy_by_read(source, target, offset, size)
-                return
+                return _copy_by_read(source, target, offset, size)
             if sent == 0:
-                return
+                return None
             offset += sent
     except OSError as err:
-        # fds 1 and 2 point at the private file: the warning reaches the terminal with the
-        # next task's output, if the terminal takes it then
-        logger.warning("lost %d bytes of task output on the way to stderr: %s", size - offset, err)
+        return f"lost {size - offset} bytes of task output on the way to stderr: {err}"
+    return None
 
 
 # sendfile() cannot write to this target: O_APPEND (EINVAL), or no sendfile support at all.
 _NO_SENDFILE = {errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ESPIPE}
 
 
-def _copy_by_read(source: int, target: int, offset: int, size: int) -> None:
+def _copy_by_read(source: int, target: int, offset: int, size: int) -> str | None:
     while offset < size:
         chunk = os.pread(source, min(1 << 20, size - offset), offset)
         if not chunk:
-            return
+            return None
         view = memoryview(chunk)
-        while view:
-            written = os.write(target, view)
-            view = view[written:]
+        try:
+            while view:
+                view = view[os.write(target, view) :]
+        except OSError as err:
+            return f"lost {size - offset} bytes of task output on the way to stderr: {err}"
         offset += len(chunk)
+    return None
 
 
 def _flush() -> None:
