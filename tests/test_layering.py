@@ -8,24 +8,88 @@ from pathlib import Path
 import pipes
 
 PIPES_DIR = Path(pipes.__file__).parent
-FORBIDDEN = ["tornado", "sqlite3", "socket", "threading", "pipes.server", "pipes.worker", "logging"]
+# The pure core: state and transitions only, with `now` passed in by the caller.
+CORE = ["core", "model", "index", "ready_queue"]
+FORBIDDEN = [
+    "tornado",
+    "sqlite3",
+    "socket",
+    "threading",
+    "logging",
+    "logging.handlers",
+    "subprocess",
+    "selectors",
+    "shutil",
+    "datetime",
+    "pipes.server",
+    "pipes.worker",
+    "pipes.rpc",
+    "pipes.configuration",
+]
+# Modules the interpreter loads before any import (os, io, time, pathlib), so sys.modules
+# cannot tell; the AST scan below forbids importing them in the core instead.
+FORBIDDEN_IMPORTS = {"time", "os", "io", "pathlib", "datetime", *FORBIDDEN}
+CLOCK_CALLS = {
+    "time",
+    "time_ns",
+    "monotonic",
+    "monotonic_ns",
+    "perf_counter",
+    "perf_counter_ns",
+    "process_time",
+    "now",
+    "utcnow",
+    "today",
+}
 
 PROBE = """
 import sys, types
 package = types.ModuleType("pipes")
 package.__path__ = [{path!r}]
 sys.modules["pipes"] = package  # skip pipes/__init__.py: measure the core's own imports
-import pipes.scheduler.core
+for name in {core!r}:
+    __import__("pipes.scheduler." + name)
 print(" ".join(sorted(name for name in {forbidden!r} if name in sys.modules)))
 """
 
 
 def test_scheduler_core_imports_no_io_or_transport_modules():
-    probe = PROBE.format(path=str(PIPES_DIR), forbidden=FORBIDDEN)
+    probe = PROBE.format(path=str(PIPES_DIR), core=CORE, forbidden=FORBIDDEN)
     done = subprocess.run(
         [sys.executable, "-I", "-c", probe], capture_output=True, text=True, check=True
     )
     assert done.stdout.strip() == ""
+
+
+def _core_trees() -> list[tuple[str, ast.Module]]:
+    paths = [PIPES_DIR / "scheduler" / f"{name}.py" for name in CORE]
+    return [(path.name, ast.parse(path.read_text())) for path in paths]
+
+
+def test_scheduler_core_imports_no_clock_or_io_module_in_source():
+    for name, tree in _core_trees():
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module is not None:
+                modules = [node.module]
+            else:
+                continue
+            for module in modules:
+                assert module.split(".")[0] not in FORBIDDEN_IMPORTS, (name, module)
+                assert module not in FORBIDDEN_IMPORTS, (name, module)
+
+
+def test_scheduler_core_never_reads_a_clock_or_opens_a_file():
+    for name, tree in _core_trees():
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Call):
+                continue
+            func = node.func
+            if isinstance(func, ast.Attribute):
+                assert func.attr not in CLOCK_CALLS, (name, node.lineno, func.attr)
+            elif isinstance(func, ast.Name):
+                assert func.id not in {"open", *CLOCK_CALLS}, (name, node.lineno, func.id)
 
 
 def test_package_init_holds_only_reexports_and_all():

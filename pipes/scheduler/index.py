@@ -6,7 +6,6 @@ without walking every task, which matters at a million tasks.
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -26,22 +25,29 @@ class TaskIndex:
         self.version = 0  # bumped by every change, so derived answers know when to recompute
         self._cache: dict[str, tuple[Any, int, float, float, Any]] = {}
 
-    def cached(self, name: str, compute: Callable[[], Any], key: Any = None) -> Any:
+    def cached(
+        self,
+        name: str,
+        compute: Callable[[], Any],
+        key: Any = None,
+        clock: Callable[[], float] | None = None,
+    ) -> Any:
         """compute() for `key`, reused until the next change, or longer when it is costly.
 
-        An answer that took more than SLOW_ANSWER to compute is reused, even after changes,
-        for ten times as long as it took: an often-refreshed page can then use at most a
-        tenth of the daemon's time on it, whatever the number of tasks. Each name keeps one
-        answer, for the last key asked.
+        With a `clock` (the caller's: the index never reads one), an answer that took more than
+        SLOW_ANSWER is reused, even after changes, for ten times as long as it took, so an
+        often-refreshed page uses at most a tenth of the daemon's time. One answer per name.
         """
         hit = self._cache.get(name)
-        clock = time.monotonic()
+        now = clock() if clock is not None else 0.0
         if hit is not None and hit[0] == key:
             _, version, at, cost, value = hit
-            if version == self.version or (cost > SLOW_ANSWER and clock - at < 10 * cost):
+            # 0 <= ...: a clock stepped back must not keep a stale answer alive
+            if version == self.version or (cost > SLOW_ANSWER and 0 <= now - at < 10 * cost):
                 return value
         value = compute()
-        self._cache[name] = (key, self.version, clock, time.monotonic() - clock, value)
+        cost = clock() - now if clock is not None else 0.0
+        self._cache[name] = (key, self.version, now, cost, value)
         return value
 
     def add(self, task: TaskRecord) -> None:

@@ -148,7 +148,7 @@ class Service:
                 {**TASK_ID, "depth": Field(int, required=False)},
             ),
             "counts": _reader(lambda: views.counts(core), {}),
-            "overview": _reader(lambda: views.overview(core, self.clock()), {}),
+            "overview": _reader(lambda: views.overview(core, self.clock), {}),
             "worker_list": _reader(lambda: {"workers": views.worker_list(core)}, {}),
             "resource_list": _reader(lambda: {"resources": views.resource_list(core)}, {}),
             "update_resource": Method(
@@ -287,7 +287,7 @@ class Service:
         if sort.removeprefix("-") not in views.SORT_KEYS:
             names = ", ".join(views.SORT_KEYS)
             raise BadRequest(f"task_list: unknown sort {sort!r} (one of {names}; '-' descends)")
-        return views.task_list(self.core, views.TaskQuery(**query))
+        return views.task_list(self.core, views.TaskQuery(**query), self.clock)
 
     def _task_detail(self, task_id: str) -> dict[str, Any]:
         history, log = self.store.history(task_id), self.store.log(task_id)

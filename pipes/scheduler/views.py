@@ -6,7 +6,7 @@ import heapq
 import itertools
 import operator
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,15 +37,18 @@ class TaskQuery:
     offset: int = 0
 
 
-def task_list(core: Scheduler, query: TaskQuery) -> dict[str, Any]:
+def task_list(
+    core: Scheduler, query: TaskQuery, clock: Callable[[], float] | None = None
+) -> dict[str, Any]:
     """One sorted page of the known tasks matching the query, with counts per family.
 
     Candidates come from the status and family indexes; only a search walks them all.
+    `clock` times costly answers so they are reused (see TaskIndex.cached).
     """
     limit = max(0, min(query.limit, MAX_PAGE))
     offset = max(0, query.offset)
     if query.status == UPSTREAM_FAILED:
-        ids: set[str] | None = upstream_failed(core)
+        ids: set[str] | None = upstream_failed(core, clock)
         if query.family is not None:
             ids = ids & core.index.by_family.get(query.family, set())
         statuses = {Status.PENDING}
@@ -71,14 +74,15 @@ def task_list(core: Scheduler, query: TaskQuery) -> dict[str, Any]:
     else:  # a deep page: the sorted list is kept, so paging on costs no sort each time
         query_key = (query.status, query.family, query.search, query.sort)
         ordered = core.index.cached(
-            "sorted", lambda: _sorted(candidates, field, descending), key=query_key
+            "sorted", lambda: _sorted(candidates, field, descending), query_key, clock
         )
         page = ordered[offset:stop]
     families = core.index.families(statuses)
     if query.status == UPSTREAM_FAILED:
         families = core.index.cached(
             "upstream_failed_families",
-            lambda: Counter(tasks[t].family for t in upstream_failed(core)),
+            lambda: Counter(tasks[t].family for t in upstream_failed(core, clock)),
+            clock=clock,
         )
     return {
         "total": total,
@@ -119,13 +123,13 @@ def counts(core: Scheduler) -> dict[str, int]:
     return {str(status): count for status, count in core.counts.items()}
 
 
-def upstream_failed(core: Scheduler) -> set[str]:
+def upstream_failed(core: Scheduler, clock: Callable[[], float] | None = None) -> set[str]:
     """PENDING tasks that wait, directly or through other pending tasks, on a failed one.
 
     The walk visits only the failed tasks' pending dependents, and its answer is reused
     until some task changes status.
     """
-    return core.index.cached("upstream_failed", lambda: _upstream_failed(core))
+    return core.index.cached("upstream_failed", lambda: _upstream_failed(core), clock=clock)
 
 
 def _upstream_failed(core: Scheduler) -> set[str]:
@@ -142,10 +146,11 @@ def _upstream_failed(core: Scheduler) -> set[str]:
     return found
 
 
-def overview(core: Scheduler, now: float) -> dict[str, Any]:
+def overview(core: Scheduler, clock: Callable[[], float]) -> dict[str, Any]:
     """What the status page's front shows: counts, workers, resources, failures, timeline."""
+    now = clock()
     status_counts = counts(core)
-    status_counts[UPSTREAM_FAILED] = len(upstream_failed(core))
+    status_counts[UPSTREAM_FAILED] = len(upstream_failed(core, clock))
     live_after = now - core.policy.worker_disconnect_delay
     failed_ids = itertools.chain(
         core.index.by_status[Status.FAILED], core.index.by_status[Status.DISABLED]
