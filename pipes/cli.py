@@ -161,12 +161,14 @@ def _config_flag(word: str) -> tuple[str, str] | None:
     return None
 
 
-def apply_config_flags(argv: Sequence[str]) -> list[str]:
-    """Set each --<section>-<option> [value] in the process-wide config; the other words.
+def apply_config_flags(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Set each --<section>-<option> [value] in the process-wide config.
 
-    A boolean option given without a value means true, as in Luigi.
+    Returns the other words and the flags taken. A boolean option given without a value
+    means true, as in Luigi.
     """
     rest: list[str] = []
+    taken: list[str] = []
     index = 0
     while index < len(argv):
         word = argv[index]
@@ -186,8 +188,21 @@ def apply_config_flags(argv: Sequence[str]) -> list[str]:
         else:
             raise UsageError(f"{word} needs a value")
         get_config().set(*found, value)
+        taken.append(word.split("=", 1)[0])
         index += 1
-    return rest
+    return rest, taken
+
+
+def check_config_flags(cls: type[Task], taken: list[str]) -> None:
+    """UsageError when a config flag taken is also a parameter of the task to run."""
+    for name, _ in cls.get_params():
+        flag = f"--{name.replace('_', '-')}"
+        if flag in taken:
+            family = cls.get_task_family()
+            raise UsageError(
+                f"{flag} is both a config option and a parameter of {family}:"
+                f" give the parameter as --{family}-{flag[2:]}"
+            )
 
 
 def split_task_name(argv: Sequence[str]) -> tuple[str | None, list[str]]:
@@ -375,7 +390,7 @@ def run_command(argv: Sequence[str] | None = None) -> RunResult:
         from pipes import schedule  # cronsim and the loop load only for this command
 
         raise SystemExit(schedule.main(argv[1:], configure_logging))
-    argv = apply_config_flags(argv)
+    argv, config_flags = apply_config_flags(argv)
     show_deps = bool(argv) and argv[0] == "deps"  # `pipes deps ...`: the tree, run nothing
     name, rest = split_task_name(argv[1:] if show_deps else argv)
     options, _ = _global_parser(add_help=True).parse_known_args(rest)
@@ -388,6 +403,7 @@ def run_command(argv: Sequence[str] | None = None) -> RunResult:
     cls = find_task_class(name, options.module)
     if issubclass(cls, Config):
         raise UsageError(f"{name} is a Config class, not a task to run")
+    check_config_flags(cls, config_flags)
     parser = _task_parser(cls, options.help_all)
     namespace, unknown = parser.parse_known_args(rest)
     if namespace.help or namespace.help_all:

@@ -22,7 +22,7 @@ class CmdlineParser:
     _instance: CmdlineParser | None = None
 
     def __init__(self, cmdline_args: Sequence[str]) -> None:
-        argv = cli.apply_config_flags(list(cmdline_args))
+        argv, config_flags = cli.apply_config_flags(list(cmdline_args))
         name, rest = cli.split_task_name(argv)
         options, _ = cli._global_parser(add_help=False).parse_known_args(rest)
         if options.module:
@@ -32,6 +32,7 @@ class CmdlineParser:
         self.task_cls = cli.find_task_class(name, options.module)
         if issubclass(self.task_cls, Config):
             raise UsageError(f"{name} is a Config class, not a task to run")
+        cli.check_config_flags(self.task_cls, config_flags)
         namespace, unknown = cli._task_parser(self.task_cls, False).parse_known_args(rest)
         if unknown:
             raise cli._unknown_option_error(self.task_cls, unknown)

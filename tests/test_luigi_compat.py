@@ -680,3 +680,22 @@ def test_retcode_and_core_config_flags_apply_to_the_run(run_pipes, write_file, t
     )  # fmt: skip
     assert done.returncode == 9, done.stderr
     assert (tmp_path / "attempts.txt").read_text().count("attempt") == 1
+
+
+def test_config_flag_that_is_also_a_root_parameter_exits_2_with_the_fix(run_pipes, write_file):
+    write_file(
+        "clash.py",
+        """
+        import pipes
+
+
+        class Clash(pipes.Task):
+            worker_timeout = pipes.IntParameter()
+        """,
+    )
+    done = run_pipes("--module", "clash", "Clash", "--worker-timeout", "5")
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "pipes: error: --worker-timeout is both a config option and a parameter of Clash:"
+        " give the parameter as --Clash-worker-timeout"
+    )
