@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
@@ -62,7 +63,10 @@ def execute(
             raise UsageError(f"build() takes Task instances, got {task!r}")
     with _finish_up_on_sigusr1() as finish:
         scheduler = _scheduler(local_scheduler, scheduler_url)
-        worker = Worker(scheduler, worker_options(workers, assistant))
+        options = worker_options(workers, assistant)
+        # The embedded scheduler serves this worker alone: nothing else runs its tasks
+        options = dataclasses.replace(options, alone=isinstance(scheduler, LocalScheduler))
+        worker = Worker(scheduler, options)
         finish.worker = worker
         if finish.asked:
             worker.finish_up()

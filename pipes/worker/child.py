@@ -28,6 +28,7 @@ from typing import Any, NamedTuple
 from pipes.task import Task
 from pipes.task_register import get_task_cls
 from pipes.worker.channel import FrameReader, Shared, frame, write_all
+from pipes.worker.completion import TaskOutputs
 from pipes.worker.execute import Execution
 from pipes.worker.tasklog import Capture
 
@@ -79,6 +80,8 @@ class ChildSetup:
     log_dir: str | None
     private_log: str | None  # the child's own log file when there is no log_dir
     worker_pid: int  # the worker: when it dies, so does the child
+    recheck: bool  # check completeness just before a task runs
+    outputs: TaskOutputs  # each task's output(), as the worker had cached it at the fork
 
 
 class TaskStopped(BaseException):
@@ -224,7 +227,8 @@ class _Server:
             result = ("FAILED", f"cannot load {family} in the child: {err}", 0.0, [])
         else:
             task._status_reporter = lambda name, value: self.field(seq, name, value)
-            outcome = Execution(task, self.setup.check_outputs).step()
+            setup = self.setup
+            outcome = Execution(task, setup.check_outputs, [], setup.recheck, setup.outputs).step()
             new_deps = [TaskRef.of(dep) for dep in outcome.new_deps] if outcome.new_deps else ()
             result = (outcome.status, outcome.error, outcome.seconds, new_deps)
         self.hold(("done", seq, *result, self.capture.end()))

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from pipes.exceptions import CompletionTimeout
-from pipes.target import targets_exist
+from pipes.target import Target, targets_exist
 from pipes.task import Task, WrapperTask, flatten
 
 logger = logging.getLogger("pipes.worker")
@@ -41,6 +41,25 @@ def _wrapper_complete(task: Task) -> bool:
     return isinstance(task, WrapperTask) and type(task).complete is WrapperTask.complete
 
 
+class TaskOutputs:
+    """Each task's flattened output(), asked once per task for a whole run.
+
+    output() of a task instance is deterministic within a run (Luigi's model too), and it
+    may be slow (a remote listing): the walk, the checks around run() and the summary share
+    one answer. complete() is never cached here: it is what changes when a task runs.
+    """
+
+    def __init__(self) -> None:
+        self._by_id: dict[str, list[Target]] = {}
+
+    def of(self, task: Task) -> list[Target]:
+        """flatten(task.output()), from the first time it was asked this run; may raise."""
+        found = self._by_id.get(task.task_id)
+        if found is None:
+            found = self._by_id[task.task_id] = flatten(task.output())
+        return found
+
+
 class CompletionChecker:
     """Answers task.complete() for a run, prefetching many answers at once.
 
@@ -48,9 +67,15 @@ class CompletionChecker:
     `timeout` (seconds, None for none) bounds each custom complete() call.
     """
 
-    def __init__(self, concurrency: int = 4, timeout: float | None = 600.0) -> None:
+    def __init__(
+        self,
+        concurrency: int = 4,
+        timeout: float | None = 600.0,
+        outputs: TaskOutputs | None = None,
+    ) -> None:
         self.concurrency = concurrency
         self.timeout = timeout
+        self.outputs = outputs or TaskOutputs()
         self._known: dict[str, bool | BaseException] = {}
         self._deps: dict[str, list[Task]] = {}
         self._hung: dict[str, CompletionTimeout] = {}  # never asked again: the check still runs
@@ -74,7 +99,7 @@ class CompletionChecker:
 
     def _compute(self, task: Task) -> bool | BaseException:
         if _default_complete(task):  # outputs' existence: checked here, as in _prefetch_outputs
-            self._known[task.task_id] = answer = _answer(task)
+            self._known[task.task_id] = answer = self._outputs_exist(task)
             return answer
         if not _wrapper_complete(task):
             self._check_all([task])
@@ -128,10 +153,10 @@ class CompletionChecker:
                 self._known[task.task_id] = key in done
 
     def _prefetch_outputs(self, tasks: list[Task]) -> None:
-        outputs: dict[str, list] = {}
+        outputs: dict[str, list[Target]] = {}
         for task in tasks:
             try:
-                outputs[task.task_id] = flatten(task.output())
+                outputs[task.task_id] = self.outputs.of(task)
             except Exception as err:
                 self._known[task.task_id] = err
         try:
@@ -158,6 +183,14 @@ class CompletionChecker:
             self._known[task_id] = answer
             if isinstance(answer, CompletionTimeout):
                 self._hung[task_id] = answer
+
+    def _outputs_exist(self, task: Task) -> bool | BaseException:
+        """What the default complete() answers, from the run's cached output()."""
+        try:
+            targets = self.outputs.of(task)
+            return bool(targets) and all(target.exists() for target in targets)
+        except Exception as err:
+            return err
 
     def forget_negatives(self) -> None:
         """Drop 'incomplete' answers (and errors): they may change once tasks run."""

@@ -11,6 +11,7 @@ from typing import Any
 
 from pipes.event import Event
 from pipes.task import DynamicRequirements, Task, flatten, getpaths, is_external
+from pipes.worker.completion import TaskOutputs
 from pipes.worker.walk import fire_event
 
 logger = logging.getLogger("pipes.worker")
@@ -35,6 +36,9 @@ class Execution:
     task: Task
     check_outputs: bool = True
     members: list[str] = field(default_factory=list)  # scheduler task ids this run completes
+    # False when no other worker can have run it since the walk (the embedded scheduler)
+    recheck: bool = True
+    outputs: TaskOutputs = field(default_factory=TaskOutputs)  # the run's cached output()
     _generator: types.GeneratorType[Any, Any, Any] | None = None
     _waiting_on: Any = None
     _started: float = 0.0
@@ -50,7 +54,7 @@ class Execution:
         self._started = time.monotonic()
         try:
             if self._generator is None:
-                if self.check_outputs and _has_outputs_and_complete(task):
+                if self.check_outputs and self.recheck and _done_already(task, self.outputs):
                     # Another worker finished it after our walk: running again would redo it.
                     return Outcome(task, "DONE", seconds=0.0)
                 if is_external(task):  # [worker] retry_external_tasks: check it once more
@@ -86,15 +90,15 @@ class Execution:
         """DONE if the external task's data has appeared; else FAILED, to be retried."""
         if self.task.complete():
             return Outcome(self.task, "DONE", seconds=0.0)
-        missing = [str(t) for t in flatten(self.task.output()) if not t.exists()]
+        missing = [str(t) for t in self.outputs.of(self.task) if not t.exists()]
         error = f"missing external data for {self.task}: {', '.join(missing)}"
         logger.warning("%s (retry_external_tasks: checked again later)", error)
         return Outcome(self.task, "FAILED", error=error, seconds=0.0)
 
     def _finished(self) -> Outcome:
         task = self.task
-        if self.check_outputs and _has_outputs_and_complete(task) is False:
-            missing = [str(t) for t in flatten(task.output()) if not t.exists()]
+        if self.check_outputs and _outputs_missing(task, self.outputs):
+            missing = [str(t) for t in self.outputs.of(task) if not t.exists()]
             raise_text = f"run() of {task} returned but its outputs are missing: {missing}"
             return self._failed(RuntimeError(raise_text))
         seconds = self._active + time.monotonic() - self._started
@@ -117,14 +121,27 @@ class Execution:
         return Outcome(task, "FAILED", error=custom or text, seconds=seconds)
 
 
-def _has_outputs_and_complete(task: Task) -> bool | None:
-    """None for a task without outputs, else whether it is complete (output() asked once)."""
-    outputs = flatten(task.output())
-    if not outputs:
-        return None
+def _done_already(task: Task, outputs: TaskOutputs) -> bool:
+    """Whether the task has outputs and is complete: run by someone else since the walk."""
     if type(task).complete is Task.complete:
-        return all(target.exists() for target in outputs)
-    return task.complete()
+        targets = outputs.of(task)
+        return bool(targets) and all(target.exists() for target in targets)
+    # complete() first: it usually asks output() itself, so ours is asked only when needed
+    return bool(task.complete()) and bool(outputs.of(task))
+
+
+def _outputs_missing(task: Task, outputs: TaskOutputs) -> bool:
+    """Whether run() returned without completing a task that has outputs."""
+    if type(task).complete is Task.complete:
+        targets = outputs.of(task)
+        return bool(targets) and not all(target.exists() for target in targets)
+    try:
+        done = task.complete()
+    except Exception:
+        if not outputs.of(task):  # a task without outputs is not checked at all
+            return False
+        raise
+    return not done and bool(outputs.of(task))
 
 
 def _all_complete(requested: Any, wanted: list[Task]) -> bool:

@@ -18,6 +18,7 @@ from typing import Any
 
 from pipes.worker import child
 from pipes.worker.channel import FrameReader, Shared, frame
+from pipes.worker.completion import TaskOutputs
 from pipes.worker.execute import Execution
 
 TERM_GRACE = 1.0  # seconds a timed-out task has to unwind after SIGTERM, before SIGKILL
@@ -31,6 +32,8 @@ class ForkOptions:
     log_dir: str | None
     private_log: str | None  # its own log file when there is no log_dir
     known: frozenset[str]  # ids of the tasks in child.known_tasks as it forks
+    recheck: bool  # check completeness just before a task runs
+    outputs: TaskOutputs  # each task's output() as cached so far (the child's copy grows)
 
 
 @dataclass(eq=False)
@@ -76,6 +79,8 @@ class ChildHandle:
             options.log_dir,
             options.private_log,
             os.getpid(),
+            options.recheck,
+            options.outputs,
         )
         process = ChildProcess.start(setup)
         os.close(task_read)

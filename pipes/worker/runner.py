@@ -31,6 +31,7 @@ from typing import Any
 from pipes.event import Event
 from pipes.worker import child
 from pipes.worker.capture import captured_tail
+from pipes.worker.completion import TaskOutputs
 from pipes.worker.execute import Execution, Outcome
 from pipes.worker.handle import ChildHandle, ForkOptions
 from pipes.worker.tasklog import tail_of_file, task_log_path
@@ -63,9 +64,17 @@ class RunnerOptions:
 class Runner:
     """Runs up to `workers` executions at once and reports each one's outcome."""
 
-    def __init__(self, options: RunnerOptions, on_field: Callable[[str, str, Any], None]) -> None:
+    def __init__(
+        self,
+        options: RunnerOptions,
+        on_field: Callable[[str, str, Any], None],
+        outputs: TaskOutputs | None = None,
+        recheck: bool = True,
+    ) -> None:
         self.options = options
         self.on_field = on_field  # (task id, field, value) from run() in a child
+        self.outputs = outputs or TaskOutputs()  # children fork with what is cached so far
+        self.recheck = recheck  # check completeness just before a task runs (in children)
         self._children: list[ChildHandle] = []
         self._by_fd: dict[int, ChildHandle] = {}
         self._poller = select.poll()
@@ -243,7 +252,14 @@ class Runner:
             self._forks += 1
             private_log = os.path.join(self._private_dir, f"child-{self._forks}.log")
         options = self.options
-        return ForkOptions(options.check_outputs, options.log_dir, private_log, self._known[1])
+        return ForkOptions(
+            options.check_outputs,
+            options.log_dir,
+            private_log,
+            self._known[1],
+            self.recheck,
+            self.outputs,
+        )
 
     # --- waiting for outcomes -------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from pipes.config import get_config
 from pipes.event import Event
 from pipes.exceptions import CompletionTimeout, PipesError
 from pipes.scheduler.model import Status
-from pipes.task import Task, flatten, is_external
+from pipes.task import Task, is_external
 from pipes.worker.capture import valid_text
 from pipes.worker.completion import CompletionChecker
 
@@ -114,7 +114,7 @@ def _visit(task: Task, result: WalkResult, checker: CompletionChecker) -> list[T
             fire_event(task, Event.DEPENDENCY_PRESENT)
             return []
         if is_external(task):
-            missing = [str(t) for t in flatten(task.output()) if not t.exists()]
+            missing = [str(t) for t in checker.outputs.of(task) if not t.exists()]
             logger.warning("missing external data for %s: %s", task, ", ".join(missing))
             result.missing_external.add(task.task_id)
             spec = task_spec(task, Status.PENDING, [])

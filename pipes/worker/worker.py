@@ -22,7 +22,7 @@ from pipes.task import Task
 from pipes.task_register import get_task_cls
 from pipes.worker import child
 from pipes.worker.capture import valid_text
-from pipes.worker.completion import CompletionChecker
+from pipes.worker.completion import CompletionChecker, TaskOutputs
 from pipes.worker.execute import Execution, Outcome
 from pipes.worker.keepalive import KeepAlive
 from pipes.worker.progress import Progress
@@ -48,6 +48,9 @@ class WorkerOptions:
     check_complete_timeout: float | None = 600.0  # seconds per custom complete(); None: no limit
     cache_task_completion: bool = True  # remember "complete" answers for the whole run
     get_work_batch: int = 4  # tasks taken per get_work round trip (each call also hands in reports)
+    # The scheduler serves this worker alone (embedded): no one else runs its tasks, so
+    # completeness is not asked again just before a task runs.
+    alone: bool = False
 
     @property
     def workers(self) -> int:
@@ -72,6 +75,7 @@ class Worker:
         self._running: list[Execution] = []
         self._queue: collections.deque[dict[str, Any]] = collections.deque()  # taken, not started
         self._reports: list[dict[str, Any]] = []  # outcomes to hand in with the next get_work
+        self.outputs = TaskOutputs()  # each task's output(), asked once per run
         self.checker = self._new_checker()
         self.progress: Progress | None = None  # set by the caller to show live counts
         self.on_failure: FailureHook | None = None  # set by the caller, e.g. to send alerts
@@ -105,7 +109,9 @@ class Worker:
 
     def _new_checker(self) -> CompletionChecker:
         options = self.options
-        return CompletionChecker(options.check_complete_concurrency, options.check_complete_timeout)
+        return CompletionChecker(
+            options.check_complete_concurrency, options.check_complete_timeout, self.outputs
+        )
 
     def complete_now(self, task: Task) -> bool:
         """Whether task is complete now, e.g. run by another worker; False if its check fails.
@@ -125,7 +131,7 @@ class Worker:
         """Take work until none is left (or SIGUSR1 asks to finish), pinging meanwhile."""
         self.scheduler.add_worker(self.worker_id, self.info())
         child.known_tasks = self.graph.tasks  # what children forked from now on can look up
-        runner = Runner(self.options.runner, self._set_field)
+        runner = Runner(self.options.runner, self._set_field, self.outputs, not self.options.alone)
         self._runner = runner
         pinger = KeepAlive(self.scheduler, self.worker_id, self.info(), self.options.ping_interval)
         pinger.start()
@@ -317,7 +323,9 @@ class Worker:
             )
             return None
         task._status_reporter = self._reporter(work["task_id"])
-        execution = Execution(task, self.options.runner.check_outputs, members)
+        execution = Execution(
+            task, self.options.runner.check_outputs, members, not self.options.alone, self.outputs
+        )
         self._executions[work["task_id"]] = execution
         return execution
 
