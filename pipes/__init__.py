@@ -1,13 +1,14 @@
 """pipes: target-based batch workflows in the style of Luigi, fast and durable."""
 
+import importlib
+from typing import TYPE_CHECKING
+
 from pipes import configuration as configuration
 from pipes import event as event
-from pipes import interface as interface
 from pipes import local_target as local_target
 from pipes import parameter as parameter
 from pipes import target as target
 from pipes import task as task
-from pipes.cli import run as run
 from pipes.event import Event as Event
 from pipes.exceptions import ConfigError as ConfigError
 from pipes.exceptions import ParameterError as ParameterError
@@ -16,9 +17,7 @@ from pipes.exceptions import RPCError as RPCError
 from pipes.exceptions import TargetError as TargetError
 from pipes.exceptions import UnknownTaskError as UnknownTaskError
 from pipes.exceptions import UsageError as UsageError
-from pipes.execution_summary import LuigiStatusCode as LuigiStatusCode
 from pipes.exit_codes import ExitCode as ExitCode
-from pipes.interface import build as build
 from pipes.local import LocalFileSystem as LocalFileSystem
 from pipes.local import LocalTarget as LocalTarget
 from pipes.parameter import BoolParameter as BoolParameter
@@ -56,8 +55,6 @@ from pipes.parameter import TaskParameter as TaskParameter
 from pipes.parameter import TimeDeltaParameter as TimeDeltaParameter
 from pipes.parameter import TupleParameter as TupleParameter
 from pipes.parameter import YearParameter as YearParameter
-from pipes.rpc import RemoteScheduler as RemoteScheduler
-from pipes.summary import RunResult as RunResult
 from pipes.target import FileSystem as FileSystem
 from pipes.target import FileSystemTarget as FileSystemTarget
 from pipes.target import Target as Target
@@ -71,7 +68,45 @@ from pipes.task import flatten as flatten
 from pipes.task import getpaths as getpaths
 from pipes.task_register import auto_namespace as auto_namespace
 from pipes.task_register import namespace as namespace
-from pipes.version import __version__ as __version__
+
+if TYPE_CHECKING:  # the lazy names below, for type checkers
+    from pipes import interface as interface
+    from pipes.cli import run as run
+    from pipes.execution_summary import LuigiStatusCode as LuigiStatusCode
+    from pipes.interface import build as build
+    from pipes.rpc import RemoteScheduler as RemoteScheduler
+    from pipes.summary import RunResult as RunResult
+    from pipes.version import __version__ as __version__
+
+# Defining tasks needs only the eager names above. Running them (build, the worker, the
+# RPC client, sqlite3 through the in-process scheduler) costs ~70 ms of imports, so those
+# names load on first use (PEP 562): the one exception to "re-export lines only".
+_LAZY: dict[str, tuple[str, str | None]] = {
+    "__version__": ("pipes.version", "__version__"),  # importlib.metadata alone is ~10 ms
+    "interface": ("pipes.interface", None),
+    "build": ("pipes.interface", "build"),
+    "run": ("pipes.cli", "run"),
+    "RemoteScheduler": ("pipes.rpc", "RemoteScheduler"),
+    "RunResult": ("pipes.summary", "RunResult"),
+    "LuigiStatusCode": ("pipes.execution_summary", "LuigiStatusCode"),
+}
+
+
+def __getattr__(name: str) -> object:
+    """Import a running-machinery name on first use, then keep it as a plain attribute."""
+    if name not in _LAZY:
+        raise AttributeError(f"module 'pipes' has no attribute {name!r}")
+    module_name, attribute = _LAZY[name]
+    module = importlib.import_module(module_name)
+    value = module if attribute is None else getattr(module, attribute)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    """Every public name, the lazy ones included."""
+    return sorted({*globals(), *_LAZY})
+
 
 __all__ = [
     "__version__",

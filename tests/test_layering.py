@@ -92,13 +92,23 @@ def test_scheduler_core_never_reads_a_clock_or_opens_a_file():
                 assert func.id not in {"open", *CLOCK_CALLS}, (name, node.lineno, func.id)
 
 
-def test_package_init_holds_only_reexports_and_all():
+def test_package_init_holds_only_reexports_a_lazy_table_and_all():
     tree = ast.parse((PIPES_DIR / "__init__.py").read_text())
     for node in tree.body:
-        if isinstance(node, ast.ImportFrom):
+        if isinstance(node, ast.ImportFrom) and node.module == "typing":
+            assert [alias.name for alias in node.names] == ["TYPE_CHECKING"]
+        elif isinstance(node, ast.ImportFrom):
             assert all(alias.asname == alias.name for alias in node.names)
-        elif isinstance(node, ast.Assign):
-            assert [t.id for t in node.targets] == ["__all__"]
+        elif isinstance(node, ast.Import):  # for the lazy loader
+            assert [alias.name for alias in node.names] == ["importlib"]
+        elif isinstance(node, ast.If):  # `if TYPE_CHECKING:` re-exports of the lazy names
+            assert ast.unparse(node.test) == "TYPE_CHECKING"
+            assert all(isinstance(inner, ast.ImportFrom) for inner in node.body)
+        elif isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            assert [t.id for t in targets] in (["__all__"], ["_LAZY"])
+        elif isinstance(node, ast.FunctionDef):  # PEP 562 hooks only
+            assert node.name in ("__getattr__", "__dir__")
         else:
             assert isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)  # docstring
     assert sorted(pipes.__all__) == sorted(set(pipes.__all__))

@@ -1,0 +1,103 @@
+"""`import pipes` loads only what defining tasks needs (click's tests/test_imports.py, for pipes).
+
+Running machinery (build, the worker, the RPC client, the in-process scheduler and its
+sqlite3) loads on first use; each test runs a fresh interpreter so nothing is loaded yet.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+# What `import pipes` may load: the task, parameter, target and config modules and their helpers.
+ALLOWED = {
+    "pipes",
+    "pipes.config",
+    "pipes.configuration",
+    "pipes.date_interval",
+    "pipes.event",
+    "pipes.exceptions",
+    "pipes.exit_codes",
+    "pipes.format",
+    "pipes.local",
+    "pipes.local_target",
+    "pipes.overrides",
+    "pipes.parameter",
+    "pipes.parameter_dates",
+    "pipes.target",
+    "pipes.task",
+    "pipes.task_register",
+}
+# Heavy or I/O modules that only running tasks needs.
+NOT_LOADED = [
+    "sqlite3",
+    "http.client",
+    "ssl",
+    "socket",
+    "tornado",
+    "multiprocessing",
+    "importlib.metadata",
+    "pipes.worker",
+    "pipes.scheduler",
+    "pipes.interface",
+    "pipes.rpc",
+    "pipes.cli",
+]
+
+
+def _loaded_after(code: str) -> set[str]:
+    probe = f"import sys, json\n{code}\nprint(json.dumps(sorted(sys.modules)))"
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
+    return set(json.loads(done.stdout))
+
+
+def test_import_pipes_loads_only_the_allowed_pipes_modules():
+    loaded = _loaded_after("import pipes")
+    assert {name for name in loaded if name.split(".")[0] == "pipes"} == ALLOWED
+
+
+def test_import_pipes_loads_no_running_machinery():
+    loaded = _loaded_after("import pipes")
+    assert [name for name in NOT_LOADED if name in loaded] == []
+
+
+def test_defining_a_task_loads_no_running_machinery():
+    code = (
+        "import pipes\n"
+        "class Hello(pipes.Task):\n"
+        "    day = pipes.DateParameter()\n"
+        "    def output(self):\n"
+        "        return pipes.LocalTarget(f'out/{self.day}.txt')\n"
+        "Hello(day='2026-01-02').output().exists()\n"
+    )
+    loaded = _loaded_after(code)
+    assert [name for name in NOT_LOADED if name in loaded] == []
+
+
+def test_lazy_names_load_on_first_use():
+    code = (
+        "import pipes\n"
+        "from pipes import build\n"
+        "import pipes.interface\n"
+        "assert build is pipes.interface.build\n"
+        "assert pipes.run is __import__('pipes.cli').cli.run\n"
+        "assert isinstance(pipes.__version__, str)\n"
+        "assert {'build', 'run', 'RemoteScheduler', 'RunResult'} <= set(dir(pipes))\n"
+    )
+    assert "pipes.worker" in _loaded_after(code)
+
+
+def test_unknown_attribute_of_pipes_raises_attribute_error():
+    code = (
+        "import pipes\n"
+        "try:\n"
+        "    pipes.no_such_name\n"
+        "except AttributeError as err:\n"
+        "    assert 'no_such_name' in str(err), err\n"
+        "else:\n"
+        "    raise SystemExit('no AttributeError')\n"
+    )
+    assert "pipes.worker" not in _loaded_after(code)
