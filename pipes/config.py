@@ -17,11 +17,14 @@ import json
 import logging
 import os
 import re
-import tomllib
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipes.exceptions import ConfigError
+
+if TYPE_CHECKING:
+    import tomllib
 
 logger = logging.getLogger("pipes.config")
 
@@ -145,6 +148,8 @@ class Config:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as err:
             raise ConfigError(f"{path}: {err}") from err
+        import tomllib  # here: only TOML files need it, and `import pipes` stays fast
+
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as err:

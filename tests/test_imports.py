@@ -64,6 +64,12 @@ def test_import_pipes_loads_no_running_machinery():
     assert [name for name in NOT_LOADED if name in loaded] == []
 
 
+def test_import_pipes_loads_no_slow_stdlib_module_it_does_not_need():
+    loaded = _loaded_after("import pipes")
+    # dataclasses (and the inspect it loads) and tomllib cost ~10 ms of a 40 ms budget
+    assert [name for name in ("dataclasses", "inspect", "tomllib") if name in loaded] == []
+
+
 def test_defining_a_task_loads_no_running_machinery():
     code = (
         "import pipes\n"
