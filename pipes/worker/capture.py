@@ -94,16 +94,33 @@ class _TailHandler(logging.Handler):
             self.handleError(record)
 
 
+class TailCapture:
+    """Keeps the end of sys.stdout, sys.stderr and log records, one task at a time.
+
+    One per runner: its logging handler is built once, not per task (a Handler costs a
+    lock and a formatter), and only points at each task's fresh Tail.
+    """
+
+    def __init__(self) -> None:
+        self._handler = _TailHandler(Tail())
+        self._streams: tuple[Any, Any] | None = None
+
+    def __enter__(self) -> Tail:
+        tail = self._handler.tail = Tail()
+        stdout, stderr = self._streams = sys.stdout, sys.stderr
+        sys.stdout, sys.stderr = _Tee(stdout, tail), _Tee(stderr, tail)  # type: ignore[assignment]
+        logging.root.addHandler(self._handler)
+        return tail
+
+    def __exit__(self, *exc: object) -> None:
+        logging.root.removeHandler(self._handler)
+        assert self._streams is not None
+        sys.stdout, sys.stderr = self._streams
+        self._streams = None
+
+
 @contextlib.contextmanager
 def captured_tail() -> Iterator[Tail]:
     """Keep the end of sys.stdout, sys.stderr and log records written during the block."""
-    tail = Tail()
-    handler = _TailHandler(tail)
-    stdout, stderr = sys.stdout, sys.stderr
-    sys.stdout, sys.stderr = _Tee(stdout, tail), _Tee(stderr, tail)  # type: ignore[assignment]
-    logging.root.addHandler(handler)
-    try:
+    with TailCapture() as tail:
         yield tail
-    finally:
-        logging.root.removeHandler(handler)
-        sys.stdout, sys.stderr = stdout, stderr

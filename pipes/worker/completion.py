@@ -59,6 +59,14 @@ class TaskOutputs:
             found = self._by_id[task.task_id] = flatten(task.output())
         return found
 
+    def free(self, task: Task) -> list[Target] | None:
+        """The task's outputs when knowing them calls no user code (cached, or the default
+        output()); else None."""
+        found = self._by_id.get(task.task_id)
+        if found is None and type(task).output is Task.output:
+            found = self.of(task)
+        return found
+
 
 class CompletionChecker:
     """Answers task.complete() for a run, prefetching many answers at once.

@@ -126,6 +126,8 @@ def _done_already(task: Task, outputs: TaskOutputs) -> bool:
     if type(task).complete is Task.complete:
         targets = outputs.of(task)
         return bool(targets) and all(target.exists() for target in targets)
+    if outputs.free(task) == []:  # e.g. a WrapperTask: complete() would ask all its deps
+        return False
     # complete() first: it usually asks output() itself, so ours is asked only when needed
     return bool(task.complete()) and bool(outputs.of(task))
 
@@ -135,6 +137,8 @@ def _outputs_missing(task: Task, outputs: TaskOutputs) -> bool:
     if type(task).complete is Task.complete:
         targets = outputs.of(task)
         return bool(targets) and not all(target.exists() for target in targets)
+    if outputs.free(task) == []:  # e.g. a WrapperTask: a task without outputs is not checked
+        return False
     try:
         done = task.complete()
     except Exception:

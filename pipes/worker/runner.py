@@ -30,7 +30,7 @@ from typing import Any
 
 from pipes.event import Event
 from pipes.worker import child
-from pipes.worker.capture import captured_tail
+from pipes.worker.capture import TailCapture
 from pipes.worker.completion import TaskOutputs
 from pipes.worker.execute import Execution, Outcome
 from pipes.worker.handle import ChildHandle, ForkOptions
@@ -90,6 +90,7 @@ class Runner:
         self._private_dir: str | None = None  # children's own log files, without log_dir
         self._forks = 0
         self._known: tuple[int, frozenset[str]] = (-1, frozenset())
+        self._capture = TailCapture()  # inline runs' output tail, one handler for all
 
     def timeout_of(self, execution: Execution) -> float | None:
         """The task's own worker_timeout, else the configured default."""
@@ -111,7 +112,7 @@ class Runner:
         """Start an execution: inline (finished on return), or queue it for a child."""
         if not self._isolate and self.timeout_of(execution) is None:
             self._inline = execution
-            with captured_tail() as tail:
+            with self._capture as tail:
                 outcome = execution.step()
             outcome.log_tail = tail.text()
             self._inline = None
