@@ -16,7 +16,8 @@ import os
 import sys
 import traceback
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from dataclasses import dataclass
+from typing import Any, Literal, NoReturn
 
 from pipes import overrides, task_register
 from pipes.config import KNOWN_OPTIONS, get_config, warn_unknown
@@ -92,8 +93,7 @@ def _global_parser(add_help: bool) -> _Parser:
         help="with no TASK: run any task the scheduler has, until stopped",
     )
     _add_lock_options(parser)
-    version = f"pipes {package_version()}"
-    group.add_argument("--version", action="version", version=version, help="print the version")
+    group.add_argument("--version", action="store_true", help="print the version")
     if add_help:
         group.add_argument(
             "-h", "--help", action="store_true", help="show this help (with a task: its parameters)"
@@ -370,40 +370,89 @@ def _check_value(family: str, name: str, value: str) -> None:
         raise ParameterError(f"--{family}-{name.replace('_', '-')}: {err}") from None
 
 
+@dataclass(frozen=True)
+class Reply:
+    """What a command that runs no task writes on stdout, and its exit code."""
+
+    text: str
+    exit_code: int = ExitCode.OK
+
+
+@dataclass(frozen=True)
+class ScheduleCommand:
+    """`pipes schedule FILE ...`: start runs at cron times."""
+
+    argv: list[str]
+
+
+@dataclass(frozen=True)
+class AssistantCommand:
+    """`pipes --assistant`: run any task the scheduler holds, until stopped."""
+
+    options: argparse.Namespace
+
+
+@dataclass(frozen=True)
+class TaskCommand:
+    """Run one root task, or with `show` only print its dependency tree or dry run."""
+
+    cls: type[Task]
+    options: argparse.Namespace  # the task parser's: global options and parameter values
+    show: Literal["deps", "dry_run"] | None = None
+
+
+Command = Reply | ScheduleCommand | AssistantCommand | TaskCommand
+
+
 def run(argv: Sequence[str] | None = None) -> RunResult:
     """Parse and run a command line as the `pipes` command does, printing its summary.
 
     For scripts that end with pipes.run() as Luigi's end with luigi.run(); raises PipesError
-    on bad input instead of exiting.
+    on bad input instead of exiting, and SystemExit after help, deps or a dry run (as luigi).
     """
-    result = run_command(argv)
-    print(result.summary_text(), flush=True)
-    return result
+    outcome = run_command(argv)
+    if isinstance(outcome, Reply):
+        print(outcome.text, end="", flush=True)
+        raise SystemExit(outcome.exit_code)
+    print(outcome.summary_text(), flush=True)
+    return outcome
 
 
-def run_command(argv: Sequence[str] | None = None) -> RunResult:
-    """Parse and run a command line as the `pipes` command does; raises PipesError on bad input."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+def run_command(argv: Sequence[str] | None = None) -> RunResult | Reply:
+    """Parse a command line, then act on it; raises PipesError on bad input, prints nothing."""
+    return act(parse_command(list(sys.argv[1:] if argv is None else argv)))
+
+
+def parse_command(argv: list[str]) -> Command:
+    """What a command line asks for; imports the task's module to find its class."""
     if os.getcwd() not in sys.path:  # like `python -m`: the user's modules sit in the cwd
         sys.path.insert(0, os.getcwd())
-    if argv and argv[0] == "schedule":  # `pipes schedule FILE`: start runs at cron times
-        from pipes import schedule  # cronsim and the loop load only for this command
-
-        raise SystemExit(schedule.main(argv[1:], configure_logging))
+    if argv and argv[0] == "schedule":
+        return ScheduleCommand(argv[1:])
     argv, config_flags = apply_config_flags(argv)
     show_deps = bool(argv) and argv[0] == "deps"  # `pipes deps ...`: the tree, run nothing
     name, rest = split_task_name(argv[1:] if show_deps else argv)
     options, _ = _global_parser(add_help=True).parse_known_args(rest)
+    if options.version:
+        return Reply(f"pipes {package_version()}\n")
     if options.module:
         import_module(options.module)
     if name is None and options.assistant:
-        return _run_assistant(options)
+        return AssistantCommand(options)
+    if name is None and (options.help or options.help_all):
+        return Reply(_global_help())
     if name is None:
-        raise UsageError(_no_task_message(options))
+        raise UsageError("no task given (usage: pipes [--module MODULE] TASK [--param value ...])")
+    return _parse_task(name, rest, options, config_flags, show_deps)
+
+
+def _parse_task(
+    name: str, rest: list[str], options: argparse.Namespace, flags: list[str], show_deps: bool
+) -> TaskCommand | Reply:
     cls = find_task_class(name, options.module)
     if issubclass(cls, Config):
         raise UsageError(f"{name} is a Config class, not a task to run")
-    check_config_flags(cls, config_flags)
+    check_config_flags(cls, flags)
     parser = _task_parser(cls, options.help_all)
     namespace, unknown = parser.parse_known_args(rest)
     if namespace.help or namespace.help_all:
@@ -411,26 +460,47 @@ def run_command(argv: Sequence[str] | None = None) -> RunResult:
             f"pipes [--module MODULE] {cls.get_task_family()} [--param value ...] [options]"
         )
         parser.description = _task_description(cls) or parser.description
-        parser.print_help()
-        raise SystemExit(0)
+        return Reply(parser.format_help())
     if unknown:
         raise _unknown_option_error(cls, unknown)
-    configure_logging(namespace.log_level)
+    show: Literal["deps", "dry_run"] | None = "deps" if show_deps else None
+    return TaskCommand(cls, namespace, "dry_run" if namespace.dry_run and not show else show)
+
+
+def act(command: Command) -> RunResult | Reply:
+    """Do what a parsed command asks: run tasks, or describe them; prints nothing itself."""
+    match command:
+        case Reply():
+            return command
+        case ScheduleCommand(argv):
+            from pipes import schedule  # cronsim and the loop load only for this command
+
+            return Reply("", schedule.main(argv, configure_logging))
+        case AssistantCommand(options):
+            return _run_assistant(options)
+        case TaskCommand():
+            return _act_on_task(command)
+
+
+def _act_on_task(command: TaskCommand) -> RunResult | Reply:
+    options = command.options
+    configure_logging(options.log_level)
     warn_config()
     check_retcodes()
-    with overrides.cmdline_values(_collect_values(namespace)):
-        root = cls()
-        if show_deps or namespace.dry_run:
-            print(dependency_tree(root) if show_deps else dry_run(root))
-            raise SystemExit(0)
+    with overrides.cmdline_values(_collect_values(options)):
+        root = command.cls()
+        if command.show == "deps":
+            return Reply(dependency_tree(root) + "\n")
+        if command.show == "dry_run":
+            return Reply(dry_run(root) + "\n")
         lock = lock_options(
-            namespace.no_lock, namespace.lock_size, namespace.lock_pid_dir, namespace.take_lock
+            options.no_lock, options.lock_size, options.lock_pid_dir, options.take_lock
         )
         with locked([root], lock):
             result = execute(
-                [root], namespace.workers, namespace.local_scheduler, namespace.scheduler_url
+                [root], options.workers, options.local_scheduler, options.scheduler_url
             )
-    result.detailed_summary = namespace.detailed_summary
+    result.detailed_summary = options.detailed_summary
     return result
 
 
@@ -445,18 +515,15 @@ def _run_assistant(options: argparse.Namespace) -> RunResult:
     return execute([], options.workers, False, url, assistant=True)
 
 
-def _no_task_message(options: argparse.Namespace) -> str:
-    if options.help or options.help_all:
-        _global_parser(add_help=True).print_help()
-        names = [
-            n
-            for n in task_register.task_names()
-            if not issubclass(task_register.get_task_cls(n), Config)
-        ]
-        if names:
-            print("\ntasks:\n  " + "\n  ".join(names))
-        raise SystemExit(0)
-    return "no task given (usage: pipes [--module MODULE] TASK [--param value ...])"
+def _global_help() -> str:
+    """`pipes --help` with no task: the options, then the task families found."""
+    text = _global_parser(add_help=True).format_help()
+    names = [
+        n
+        for n in task_register.task_names()
+        if not issubclass(task_register.get_task_cls(n), Config)
+    ]
+    return text + ("\ntasks:\n  " + "\n  ".join(names) + "\n" if names else "")
 
 
 def configure_logging(level: str | None, log_file: str | None = None) -> None:
@@ -493,7 +560,7 @@ class _LineFormatter(logging.Formatter):
 def main(argv: Sequence[str] | None = None) -> NoReturn:
     """Entry point of the `pipes` console script."""
     try:
-        result = run_command(argv)
+        outcome = run_command(argv)
     except PipesError as err:
         message = " ".join(str(err).split("\n"))
         print(f"pipes: error: {message}", file=sys.stderr)
@@ -507,11 +574,12 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     except Exception:  # a bug in pipes: the traceback is what a report needs
         traceback.print_exc()
         sys.exit(_retcode(ExitCode.ERROR))
+    reply = outcome if isinstance(outcome, Reply) else None
     try:
-        print(result.summary_text())
+        print(reply.text if reply else outcome.summary_text(), end="" if reply else "\n")
     except BrokenPipeError:  # `pipes ... | head`: the reader left; the exit code still counts
         sys.stdout = None  # type: ignore[assignment]
-    sys.exit(result.exit_code)
+    sys.exit(reply.exit_code if reply else outcome.exit_code)
 
 
 def _retcode(code: int) -> int:

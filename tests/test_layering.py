@@ -120,3 +120,19 @@ def test_core_never_reads_the_clock():
         if path.name == "local.py":  # the in-process wrapper supplies `now`
             continue
         assert "time.time" not in path.read_text(), path
+
+
+def test_only_cli_exits_the_process():
+    # a forked worker child ends with os._exit, which is not exiting the command
+    for path in PIPES_DIR.rglob("*.py"):
+        if path.name == "cli.py" and path.parent == PIPES_DIR:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Raise) and node.exc is not None:
+                raised = node.exc.func if isinstance(node.exc, ast.Call) else node.exc
+                assert ast.unparse(raised) != "SystemExit", (path, node.lineno)
+            elif isinstance(node, ast.Call):
+                assert ast.unparse(node.func) not in ("sys.exit", "exit", "quit"), (
+                    path,
+                    node.lineno,
+                )
