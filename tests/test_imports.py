@@ -107,3 +107,9 @@ def test_unknown_attribute_of_pipes_raises_attribute_error():
         "    raise SystemExit('no AttributeError')\n"
     )
     assert "pipes.worker" not in _loaded_after(code)
+
+
+def test_in_process_scheduler_never_loads_sqlite3():
+    loaded = _loaded_after("from pipes import build\nimport pipes.scheduler.local")
+    assert "pipes.scheduler.local" in loaded
+    assert "sqlite3" not in loaded

@@ -22,9 +22,9 @@ from hypothesis import strategies as st
 from pipesd_fixtures import Daemon, http_request, new_daemon
 
 from pipes.scheduler.core import Scheduler
+from pipes.scheduler.memory_store import MemoryStore
 from pipes.scheduler.model import TASK_FIELDS, Status
 from pipes.scheduler.service import Service
-from pipes.scheduler.store import MemoryStore
 
 METHODS = Service(Scheduler(), MemoryStore(), time.time).methods
 METHOD_NAMES = sorted(METHODS)

@@ -209,8 +209,8 @@ def test_empty_worker_id_is_rejected_before_state_changes():
 
 
 def test_get_work_hands_in_reports_and_takes_several_tasks_in_one_call():
+    from pipes.scheduler.memory_store import MemoryStore
     from pipes.scheduler.service import Service
-    from pipes.scheduler.store import MemoryStore
 
     service = Service(Scheduler(), MemoryStore(), lambda: 1.0)
     tasks = [{"task_id": f"t{i}", "priority": 5 if i < 3 else 1} for i in range(5)]

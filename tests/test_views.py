@@ -7,9 +7,10 @@ import pytest
 from pipes.exceptions import BadRequest
 from pipes.scheduler import views
 from pipes.scheduler.core import Scheduler
+from pipes.scheduler.memory_store import MemoryStore
 from pipes.scheduler.model import Policy, Status, TaskSpec
 from pipes.scheduler.service import Service
-from pipes.scheduler.store import MemoryStore, SqliteStore, record_from_json, record_to_json
+from pipes.scheduler.store import SqliteStore, record_from_json, record_to_json
 
 
 def spec(task_id, family="F", deps=(), **fields):

@@ -8,9 +8,9 @@ from typing import Any
 
 from pipes.scheduler.api import SchedulerClient
 from pipes.scheduler.core import Scheduler
+from pipes.scheduler.memory_store import MemoryStore
 from pipes.scheduler.model import Policy
 from pipes.scheduler.service import Service
-from pipes.scheduler.store import MemoryStore
 
 
 class LocalScheduler(SchedulerClient):
