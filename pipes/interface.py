@@ -23,6 +23,7 @@ from pipes.scheduler.local import LocalScheduler
 from pipes.scheduler.model import Policy
 from pipes.summary import MAX_LISTED, RunResult, SchedulerContext, classify, not_run_reason
 from pipes.task import Task
+from pipes.worker.messages import RunStatus
 from pipes.worker.progress import Progress
 from pipes.worker.runner import RunnerOptions
 from pipes.worker.worker import Worker, WorkerOptions
@@ -92,7 +93,7 @@ def execute(
         **{
             task_id: outcome.error or ""
             for task_id, outcome in worker.ran.items()
-            if outcome.status == "FAILED"
+            if outcome.status == RunStatus.FAILED
         },
     }
     if worker.stopping:  # SIGUSR1: what did not start was left on purpose

@@ -11,7 +11,9 @@ from typing import Any
 from pipes.config import get_config
 from pipes.exceptions import ConfigError
 from pipes.exit_codes import RETCODE_KEYS, ExitCode
+from pipes.scheduler.model import Status
 from pipes.task import Task, is_external
+from pipes.worker.messages import RunStatus
 from pipes.worker.walk import WalkResult
 
 MAX_LISTED = 5
@@ -193,22 +195,22 @@ def error_line(error: str | None) -> str:
 def not_run_reason(detail: dict[str, Any], context: SchedulerContext) -> str:
     """Why the scheduler did not hand a task to this worker, from its task_detail, in one line."""
     status, failures = detail["status"], detail.get("failures", 0)
-    if status == "DISABLED":
+    if status == Status.DISABLED:
         until = _clock("until", detail.get("retry_at"), context.now)
         return (
             f"disabled after {plural(failures, 'failure')}{until}; re-enable it with the status"
             " page's Re-enable button or the re_enable_task API call"
         )
-    if status == "FAILED":
+    if status == Status.FAILED:
         last = error_line(detail.get("error"))
         return (
             f"failed on another worker ({last or 'no error text'}); retries"
             f"{_clock('at', detail.get('retry_at'), context.now) or ' later'}"
             " ([scheduler] retry_delay); the status page's Forgive failures button runs it now"
         )
-    if status in ("RUNNING", "BATCH_RUNNING"):
+    if status in (Status.RUNNING, Status.BATCH_RUNNING):
         return f"another worker is running it ({detail.get('worker_running')})"
-    blocked = [d for d in detail.get("deps", []) if d["status"] != "DONE"]
+    blocked = [d for d in detail.get("deps", []) if d["status"] != Status.DONE]
     if blocked:
         name = context.names.get(blocked[0]["task_id"], blocked[0]["task_id"])
         return f"waits on {name}, which is {blocked[0]['status']}"
@@ -246,9 +248,9 @@ def _clock(word: str, when: float | None, now: float) -> str:
 
 
 def classify(
-    graph: WalkResult, ran: dict[str, str], complete_now: Callable[[Task], bool] | None = None
+    graph: WalkResult, ran: dict[str, RunStatus], complete_now: Callable[[Task], bool] | None = None
 ) -> dict[str, Outcome]:
-    """Each walked task's outcome; `ran` maps task id to 'DONE' or 'FAILED'.
+    """Each walked task's outcome; `ran` maps task id to how its run here ended (DONE, FAILED).
 
     A task this worker did not run but that is complete now was run by another worker;
     `complete_now` asks that (the worker's checker, whose checks time out), else complete().
@@ -263,7 +265,7 @@ def classify(
         elif task_id in graph.missing_external:
             outcomes[task_id] = Outcome.MISSING_EXTERNAL
         elif task_id in ran:
-            outcomes[task_id] = Outcome.RAN if ran[task_id] == "DONE" else Outcome.FAILED
+            outcomes[task_id] = Outcome.RAN if ran[task_id] == RunStatus.DONE else Outcome.FAILED
         elif complete_now(graph.tasks[task_id]):
             outcomes[task_id] = Outcome.DONE_ELSEWHERE
     for task_id in graph.tasks:

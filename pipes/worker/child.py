@@ -5,7 +5,7 @@ started), is a subreaper (so processes its task double-forks stay its descendant
 SIGTERM into an exception that unwinds the running task (so its atomic writes drop their
 temporary files), and writes each task's stdout/stderr to a log file (tasklog.py). The worker may
 send several tasks at once; before starting each, the child claims it in shared memory,
-so the worker can take back tasks not yet started. Outcomes go back as small tuples, a few
+so the worker can take back tasks not yet started. Outcomes go back as TaskEnded messages, a few
 at a time: a DONE is held up to FLUSH_COUNT outcomes or FLUSH_AFTER seconds, anything
 else (a failure, a field set by run()) is sent at once.
 """
@@ -16,20 +16,19 @@ import collections
 import contextlib
 import ctypes
 import gc
-import importlib
 import os
 import signal
 import sys
 import time
 import traceback
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 from pipes.task import Task
-from pipes.task_register import get_task_cls
 from pipes.worker.channel import FrameReader, Shared, frame, write_all
 from pipes.worker.completion import TaskOutputs
 from pipes.worker.execute import Execution
+from pipes.worker.messages import FieldSet, RunStatus, TaskEnded, TaskRef, TaskSent
 from pipes.worker.tasklog import Capture
 
 # Tasks the parent knew when it forked this child: looked up by id before rebuilding one.
@@ -39,31 +38,6 @@ FLUSH_COUNT = 4  # DONE outcomes a child holds before sending them in one write
 FLUSH_AFTER = 0.005  # seconds: a held outcome is sent at least this soon after its task ends
 
 
-class TaskRef(NamedTuple):
-    """Enough to find or rebuild a task in a child: its id, module, family and parameters."""
-
-    task_id: str
-    module: str
-    family: str
-    params: dict[str, str]
-
-    @classmethod
-    def of(cls, task: Task) -> TaskRef:
-        """The reference of a task."""
-        return cls(task.task_id, type(task).__module__, task.task_family, task.to_str_params())
-
-    def load(self) -> Task:
-        """The task itself: from the forked snapshot, else rebuilt through the registry."""
-        task = known_tasks.get(self.task_id)
-        if task is None:
-            importlib.import_module(self.module)
-            task = get_task_cls(self.family).from_str_params(self.params)
-        return task
-
-
-# What the worker sends: (sequence number, scheduler task id, None when the child knows the
-# task from its fork snapshot else its TaskRef). A frame holds a list of these, or None: stop.
-Entry = tuple[int, str, TaskRef | None]
 PR_SET_PDEATHSIG = 1  # prctl option: the signal this process gets when its parent dies
 PR_SET_CHILD_SUBREAPER = 36  # prctl option: orphaned descendants are re-parented to us
 
@@ -192,8 +166,8 @@ class _Server:
         self.setup = setup
         self.capture = capture
         self.reader = FrameReader(setup.task_fd, blocking=True)
-        self.queue: collections.deque[Entry] = collections.deque()
-        self.held: list[tuple[Any, ...]] = []  # messages not sent yet
+        self.queue: collections.deque[TaskSent] = collections.deque()
+        self.held: list[TaskEnded] = []  # messages not sent yet
         self.held_since = 0.0
 
     def serve(self) -> None:
@@ -203,9 +177,9 @@ class _Server:
                 if not self.receive():
                     return
                 continue
-            seq, key, ref = self.queue.popleft()
-            if self.setup.shared.claim(seq):
-                self.run(seq, key, ref)
+            sent = self.queue.popleft()
+            if self.setup.shared.claim(sent.seq):
+                self.run(sent)
 
     def receive(self) -> bool:
         """Wait for tasks; False when told to stop or the worker is gone."""
@@ -215,25 +189,34 @@ class _Server:
             self.queue.extend(message)
         return not self.reader.closed
 
-    def run(self, seq: int, key: str, ref: TaskRef | None) -> None:
-        shared = self.setup.shared
-        log_start = self.capture.begin(key)
+    def run(self, sent: TaskSent) -> None:
+        shared, seq, ref = self.setup.shared, sent.seq, sent.ref
+        log_start = self.capture.begin(sent.key)
         if self.capture.log_dir is not None:  # else always 0: the private file starts empty
             shared.log_start(log_start)
         try:
-            task = known_tasks[key] if ref is None else ref.load()
+            task = known_tasks[sent.key] if ref is None else ref.load(known_tasks)
         except Exception as err:
-            family = ref.family if ref is not None else key
-            result = ("FAILED", f"cannot load {family} in the child: {err}", 0.0, [])
+            family = ref.family if ref is not None else sent.key
+            error = f"cannot load {family} in the child: {err}"
+            ended = TaskEnded(seq, RunStatus.FAILED, error, None, 0.0, (), self.capture.end())
         else:
             task._status_reporter = lambda name, value: self.field(seq, name, value)
             setup = self.setup
-            outcome = Execution(task, setup.check_outputs, [], setup.recheck, setup.outputs).step()
-            new_deps = [TaskRef.of(dep) for dep in outcome.new_deps] if outcome.new_deps else ()
-            result = (outcome.status, outcome.error, outcome.seconds, new_deps)
-        self.hold(("done", seq, *result, self.capture.end()))
+            attempt = Execution(task, setup.check_outputs, [], setup.recheck, setup.outputs).step()
+            new_deps = tuple(TaskRef.of(dep) for dep in attempt.new_deps)
+            ended = TaskEnded(
+                seq,
+                attempt.status,
+                attempt.error,
+                attempt.message,
+                attempt.seconds,
+                new_deps,
+                self.capture.end(),
+            )
+        self.hold(ended)
         _reap_exited()
-        if result[0] != "DONE":  # sent before it counts as finished: see Runner._lost
+        if ended.status != RunStatus.DONE:  # sent before it counts as finished: see Runner._lost
             self.send()
             shared.finished(seq)
             return
@@ -242,11 +225,11 @@ class _Server:
             self.send()
 
     def field(self, seq: int, name: str, value: Any) -> None:
-        data = frame([("field", seq, name, value)])  # an unpicklable value fails run(), not us
+        data = frame([FieldSet(seq, name, value)])  # an unpicklable value fails run(), not us
         self.send()
         write_all(self.setup.result_fd, data)
 
-    def hold(self, message: tuple[Any, ...]) -> None:
+    def hold(self, message: TaskEnded) -> None:
         if not self.held:
             self.held_since = time.monotonic()
         self.held.append(message)

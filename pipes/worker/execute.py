@@ -12,21 +12,23 @@ from typing import Any
 from pipes.event import Event
 from pipes.task import DynamicRequirements, Task, flatten, getpaths, is_external
 from pipes.worker.completion import TaskOutputs
+from pipes.worker.messages import RunStatus
 from pipes.worker.walk import fire_event
 
 logger = logging.getLogger("pipes.worker")
 
 
-@dataclass
-class Outcome:
-    """How one attempt at running a task ended."""
+@dataclass(slots=True)
+class Attempt:
+    """How one attempt at running a task ended (summary.Outcome is the run's verdict on a task)."""
 
     task: Task
-    status: str  # DONE, FAILED, SUSPENDED (on dynamic deps) or PENDING (a child never started it)
-    error: str | None = None
-    new_deps: list[Task] = field(default_factory=list)
+    status: RunStatus
+    error: str | None = None  # why it failed (FAILED only)
+    new_deps: list[Task] = field(default_factory=list)  # SUSPENDED: what it waits on
     seconds: float = 0.0
     log_tail: str | None = None  # the end of what the task printed, for the status page
+    message: str | None = None  # what on_success() returned (DONE only)
 
 
 @dataclass
@@ -48,7 +50,7 @@ class Execution:
         if not self.members:
             self.members = [self.task.task_id]
 
-    def step(self) -> Outcome:
+    def step(self) -> Attempt:
         """Run (or resume) the task until it finishes, fails, or yields incomplete tasks."""
         task = self.task
         self._started = time.monotonic()
@@ -56,7 +58,7 @@ class Execution:
             if self._generator is None:
                 if self.check_outputs and self.recheck and _done_already(task, self.outputs):
                     # Another worker finished it after our walk: running again would redo it.
-                    return Outcome(task, "DONE", seconds=0.0)
+                    return Attempt(task, RunStatus.DONE)
                 if is_external(task):  # [worker] retry_external_tasks: check it once more
                     return self._external()
                 fire_event(task, Event.START)
@@ -70,7 +72,7 @@ class Execution:
         except (Exception, SystemExit) as err:  # sys.exit() in run() fails the task, not the run
             return self._failed(err)
 
-    def _drive(self, send: Any) -> Outcome:
+    def _drive(self, send: Any) -> Attempt:
         assert self._generator is not None
         while True:
             try:
@@ -83,19 +85,19 @@ class Execution:
             self._waiting_on = requested
             if not _all_complete(requested, wanted):
                 self._active += time.monotonic() - self._started
-                return Outcome(self.task, "SUSPENDED", new_deps=wanted)
+                return Attempt(self.task, RunStatus.SUSPENDED, new_deps=wanted)
             send = getpaths(requested)
 
-    def _external(self) -> Outcome:
+    def _external(self) -> Attempt:
         """DONE if the external task's data has appeared; else FAILED, to be retried."""
         if self.task.complete():
-            return Outcome(self.task, "DONE", seconds=0.0)
+            return Attempt(self.task, RunStatus.DONE)
         missing = [str(t) for t in self.outputs.of(self.task) if not t.exists()]
         error = f"missing external data for {self.task}: {', '.join(missing)}"
         logger.warning("%s (retry_external_tasks: checked again later)", error)
-        return Outcome(self.task, "FAILED", error=error, seconds=0.0)
+        return Attempt(self.task, RunStatus.FAILED, error=error)
 
-    def _finished(self) -> Outcome:
+    def _finished(self) -> Attempt:
         task = self.task
         if self.check_outputs and _outputs_missing(task, self.outputs):
             missing = [str(t) for t in self.outputs.of(task) if not t.exists()]
@@ -105,9 +107,9 @@ class Execution:
         message = task.on_success()
         fire_event(task, Event.SUCCESS)
         fire_event(task, Event.PROCESSING_TIME, seconds)
-        return Outcome(task, "DONE", error=message, seconds=seconds)
+        return Attempt(task, RunStatus.DONE, seconds=seconds, message=message)
 
-    def _failed(self, err: BaseException) -> Outcome:
+    def _failed(self, err: BaseException) -> Attempt:
         task = self.task
         logger.error("%s failed", task, exc_info=err)
         text = "".join(traceback.format_exception(err))
@@ -118,7 +120,7 @@ class Execution:
             custom = None
         fire_event(task, Event.FAILURE, err)
         seconds = self._active + time.monotonic() - self._started
-        return Outcome(task, "FAILED", error=custom or text, seconds=seconds)
+        return Attempt(task, RunStatus.FAILED, error=custom or text, seconds=seconds)
 
 
 def _done_already(task: Task, outputs: TaskOutputs) -> bool:

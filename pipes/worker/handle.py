@@ -20,6 +20,7 @@ from pipes.worker import child
 from pipes.worker.channel import FrameReader, Shared, frame
 from pipes.worker.completion import TaskOutputs
 from pipes.worker.execute import Execution
+from pipes.worker.messages import FieldSet, TaskEnded, TaskRef, TaskSent
 
 TERM_GRACE = 1.0  # seconds a timed-out task has to unwind after SIGTERM, before SIGKILL
 
@@ -102,8 +103,8 @@ class ChildHandle:
         for execution in executions:
             key = execution.members[0]
             known = execution.task.task_id == key and key in self.known
-            ref = None if known else child.TaskRef.of(execution.task)
-            entries.append((self.next_seq, key, ref))
+            ref = None if known else TaskRef.of(execution.task)
+            entries.append(TaskSent(self.next_seq, key, ref))
             self.inflight[self.next_seq] = execution
             self.next_seq += 1
         self.sent += len(executions)
@@ -121,7 +122,7 @@ class ChildHandle:
         del self.outbuf[:written]
         return bool(self.outbuf)
 
-    def messages(self) -> list[tuple[Any, ...]]:
+    def messages(self) -> list[TaskEnded | FieldSet]:
         """Every message the child has sent since the last call."""
         items = [item for batch in self.reader.read() for item in batch]
         if items:

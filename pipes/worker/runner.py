@@ -32,13 +32,14 @@ from pipes.event import Event
 from pipes.worker import child
 from pipes.worker.capture import TailCapture
 from pipes.worker.completion import TaskOutputs
-from pipes.worker.execute import Execution, Outcome
+from pipes.worker.execute import Attempt, Execution
 from pipes.worker.handle import ChildHandle, ForkOptions
+from pipes.worker.messages import FieldSet, RunStatus
 from pipes.worker.tasklog import tail_of_file, task_log_path
 from pipes.worker.walk import fire_event
 
 logger = logging.getLogger("pipes.worker")
-Finished = list[tuple[Execution, Outcome]]
+Finished = list[tuple[Execution, Attempt]]
 RSS_CHECK_EVERY = 25  # tasks between looks at a child's memory (each look reads /proc)
 FAST_SECONDS = 0.01  # a family whose recent runs took less is sent several tasks at a time
 DEPTH = 16  # tasks of fast families a child may hold: one running, the others waiting
@@ -331,22 +332,23 @@ class Runner:
         """Handle every message the child has sent."""
         seconds_of, finished = self._family_seconds, self._finished
         for item in slot.messages():
-            if item[0] == "field":
-                _, seq, name, value = item
-                if seq in slot.inflight:
-                    self.on_field(slot.inflight[seq].members[0], name, value)
+            if isinstance(item, FieldSet):
+                if item.seq in slot.inflight:
+                    self.on_field(slot.inflight[item.seq].members[0], item.name, item.value)
                 continue
-            _, seq, status, error, seconds, new_deps, log_tail = item
-            execution = slot.inflight.pop(seq, None)
+            execution = slot.inflight.pop(item.seq, None)
             if execution is None:  # reported DONE already (_report_held): only the message
-                if error:  # what on_success() returned
-                    self.on_field(slot.early.pop(seq), "status_message", error)
+                if item.message:  # what on_success() returned
+                    self.on_field(slot.early.pop(item.seq), "status_message", item.message)
                 continue
-            task = execution.task
+            task, seconds = execution.task, item.seconds
             decayed = 0.75 * seconds_of.get(type(task), 0.0)
             seconds_of[type(task)] = seconds if seconds > decayed else decayed
-            deps = [ref.load() for ref in new_deps] if new_deps else []
-            finished.append((execution, Outcome(task, status, error, deps, seconds, log_tail)))
+            deps = [ref.load(child.known_tasks) for ref in item.new_deps]
+            attempt = Attempt(
+                task, item.status, item.error, deps, seconds, item.log_tail, item.message
+            )
+            finished.append((execution, attempt))
             slot.done += 1
         if not slot.inflight:
             slot.alone, slot.deadline = False, None
@@ -367,7 +369,7 @@ class Runner:
         for seq in [seq for seq in slot.inflight if seq <= finished]:
             execution = slot.inflight.pop(seq)
             slot.early[seq] = execution.members[0]
-            self._finished.append((execution, Outcome(execution.task, "DONE")))
+            self._finished.append((execution, Attempt(execution.task, RunStatus.DONE)))
             slot.done += 1
         if not slot.inflight:
             slot.alone, slot.deadline = False, None
@@ -386,7 +388,7 @@ class Runner:
         for slot in self._children:
             if slot.inflight:
                 executions += slot.take_back()
-        self._finished += [(e, Outcome(e.task, "PENDING")) for e in executions]
+        self._finished += [(e, Attempt(e.task, RunStatus.PENDING)) for e in executions]
 
     # --- children that end ----------------------------------------------------------------
 
@@ -421,13 +423,13 @@ class Runner:
         unstarted = []
         for seq, execution in slot.inflight.items():
             if seq <= finished:
-                self._finished.append((execution, Outcome(execution.task, "DONE")))
+                self._finished.append((execution, Attempt(execution.task, RunStatus.DONE)))
             elif seq == started:
                 if event is not None:
                     logger.error("%s: %s", execution.task, message)
                     fire_event(execution.task, event, message)
                 tail = self._tail_of(slot, execution, log_start)
-                outcome = Outcome(execution.task, "FAILED", message, log_tail=tail)
+                outcome = Attempt(execution.task, RunStatus.FAILED, message, log_tail=tail)
                 self._finished.append((execution, outcome))
                 self._family_seconds[type(execution.task)] = STEAL_AFTER
             else:
@@ -460,14 +462,15 @@ class Runner:
         if sig is not None:
             message = f"stopped by {signal.Signals(sig).name} while running"
             if self._inline is not None:  # interrupted inside run()
-                self._finished.append((self._inline, Outcome(self._inline.task, "FAILED", message)))
+                stopped = Attempt(self._inline.task, RunStatus.FAILED, message)
+                self._finished.append((self._inline, stopped))
                 self._inline = None
             unstarted = [e for e, _ in self._outbox]
             self._outbox.clear()
             for slot in [c for c in self._children if c.inflight]:
                 slot.kill(signal.SIGTERM)  # children ignore SIGINT: the worker decides
                 unstarted += self._settle(slot, None, message)
-            self._finished += [(e, Outcome(e.task, "PENDING")) for e in unstarted]
+            self._finished += [(e, Attempt(e.task, RunStatus.PENDING)) for e in unstarted]
         for slot in [c for c in self._children if not c.inflight]:
             self._retire(slot)
         if not self._children and self._private_dir is not None:

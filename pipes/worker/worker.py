@@ -23,8 +23,9 @@ from pipes.task_register import get_task_cls
 from pipes.worker import child
 from pipes.worker.capture import valid_text
 from pipes.worker.completion import CompletionChecker, TaskOutputs
-from pipes.worker.execute import Execution, Outcome
+from pipes.worker.execute import Attempt, Execution
 from pipes.worker.keepalive import KeepAlive
+from pipes.worker.messages import RunStatus
 from pipes.worker.progress import Progress
 from pipes.worker.runner import Runner, RunnerOptions
 from pipes.worker.walk import WalkResult, walk
@@ -70,10 +71,10 @@ class Worker:
         self.options = options or WorkerOptions()
         self.worker_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.graph = WalkResult()
-        self.ran: dict[str, Outcome] = {}
+        self.ran: dict[str, Attempt] = {}
         self._executions: dict[str, Execution] = {}
         self._running: list[Execution] = []
-        self._queue: collections.deque[dict[str, Any]] = collections.deque()  # taken, not started
+        self._queue: collections.deque[Work] = collections.deque()  # taken, not started
         self._reports: list[dict[str, Any]] = []  # outcomes to hand in with the next get_work
         self.outputs = TaskOutputs()  # each task's output(), asked once per run
         self.checker = self._new_checker()
@@ -223,7 +224,7 @@ class Worker:
         works = self.scheduler.get_work_batch(
             self.worker_id, busy, reports, self.options.get_work_batch
         )
-        self._queue.extend(works)
+        self._queue.extend(Work(reply) for reply in works)
 
     def _flush_reports(self) -> None:
         if self._reports:
@@ -232,25 +233,21 @@ class Worker:
 
     def _release_queued(self) -> None:
         """Hand back tasks taken but not started (stopping early), so others may run them."""
-        members = [
-            m
-            for work in self._queue
-            for m in (work["batch"]["task_ids"] if "batch" in work else [work["task_id"]])
-        ]
+        members = [m for work in self._queue for m in work.members]
         self._queue.clear()
-        self._reports.extend({"task_id": m, "status": "PENDING"} for m in members)
+        self._reports.extend(_report(m, RunStatus.PENDING) for m in members)
         self._flush_reports()
 
     def _show_progress(self) -> None:
         if self.progress is None or not self.progress.due():
             return
-        failed = sum(1 for outcome in self.ran.values() if outcome.status == "FAILED")
+        failed = sum(1 for outcome in self.ran.values() if outcome.status == RunStatus.FAILED)
         done = len(self.ran) - failed + len(self.graph.complete)
         running = sum(len(e.members) for e in self._running)
         pending = max(0, len(self.graph.tasks) - done - failed - running)
         self.progress.update(done, running, pending, failed)
 
-    def _report_all(self, finished: list[tuple[Execution, Outcome]]) -> None:
+    def _report_all(self, finished: list[tuple[Execution, Attempt]]) -> None:
         for execution, outcome in finished:
             self._report(execution, outcome)
 
@@ -290,7 +287,7 @@ class Worker:
                 if dependent not in blocked:
                     blocked.add(dependent)
                     stack.append(dependent)
-        finished = {t for t, outcome in self.ran.items() if outcome.status == "DONE"}
+        finished = {t for t, outcome in self.ran.items() if outcome.status == RunStatus.DONE}
         blocked |= self.graph.disabled
         return len(blocked - finished - set(self.graph.complete))
 
@@ -305,28 +302,26 @@ class Worker:
             self._dependents_of = (size, dependents)
         return self._dependents_of[1]
 
-    def _execution(self, work: dict[str, Any]) -> Execution | None:
+    def _execution(self, work: Work) -> Execution | None:
         """The Execution for a get_work reply (resuming a suspended one), or None if unloadable."""
-        execution = self._executions.get(work["task_id"])
+        execution = self._executions.get(work.task_id)
         if execution is not None:
             return execution
-        members = work["batch"]["task_ids"] if "batch" in work else [work["task_id"]]
+        members = work.members
         try:
-            task = self.graph.tasks.get(work["task_id"]) or self._load(work)
-            if "batch" in work:
-                task = _combined(task, work["batch"]["params"])
+            task = self.graph.tasks.get(work.task_id) or self._load(work.reply)
+            if work.batch is not None:
+                task = _combined(task, work.batch["params"])
         except Exception as err:  # e.g. an assistant without the task's module
-            logger.error("cannot load task %s: %s", work["task_id"], err)
+            logger.error("cannot load task %s: %s", work.task_id, err)
             error = valid_text(f"worker {self.worker_id} cannot load this task: {err}")
-            self._reports.extend(
-                {"task_id": m, "status": "FAILED", "error": error} for m in members
-            )
+            self._reports.extend(_report(m, RunStatus.FAILED, error=error) for m in members)
             return None
-        task._status_reporter = self._reporter(work["task_id"])
+        task._status_reporter = self._reporter(work.task_id)
         execution = Execution(
             task, self.options.runner.check_outputs, members, not self.options.alone, self.outputs
         )
-        self._executions[work["task_id"]] = execution
+        self._executions[work.task_id] = execution
         return execution
 
     def _load(self, work: dict[str, Any]) -> Task:
@@ -351,34 +346,33 @@ class Worker:
             value = valid_text(value)
         self.scheduler.set_task_field(task_id, name, value)
 
-    def _report(self, execution: Execution, outcome: Outcome) -> None:
-        if outcome.status == "SUSPENDED":
+    def _report(self, execution: Execution, outcome: Attempt) -> None:
+        if outcome.status == RunStatus.SUSPENDED:
             self._suspend(execution, outcome)
             return
-        if outcome.status == "PENDING":  # handed to a child but never started: hand it back
-            del self._executions[execution.members[0]]
-            self._reports.extend({"task_id": m, "status": "PENDING"} for m in execution.members)
-            return
         del self._executions[execution.members[0]]
+        if outcome.status == RunStatus.PENDING:  # handed to a child, never started: hand back
+            self._reports.extend(_report(m, RunStatus.PENDING) for m in execution.members)
+            return
         task = outcome.task
-        if outcome.status == "DONE":
+        if outcome.status == RunStatus.DONE:
             logger.info("done %s (%.3fs)", task, outcome.seconds)
         specs = []
         for member in execution.members:
             self.ran[member] = outcome
-            spec = {"task_id": member, "status": outcome.status}
-            if outcome.status == "FAILED" and outcome.error:
+            spec = _report(member, outcome.status)
+            if outcome.status == RunStatus.FAILED and outcome.error:
                 spec["error"] = valid_text(outcome.error)
             if outcome.log_tail is not None:
                 spec["log_tail"] = valid_text(outcome.log_tail)
             specs.append(spec)
         self._reports.extend(specs)
-        if outcome.status == "FAILED" and self.on_failure is not None:
+        if outcome.status == RunStatus.FAILED and self.on_failure is not None:
             self.on_failure(task, outcome.error, outcome.log_tail)
-        if outcome.status == "DONE" and outcome.error:  # the text on_success() returned
-            self._set_field(execution.members[0], "status_message", outcome.error)
+        if outcome.status == RunStatus.DONE and outcome.message:  # what on_success() returned
+            self._set_field(execution.members[0], "status_message", outcome.message)
 
-    def _suspend(self, execution: Execution, outcome: Outcome) -> None:
+    def _suspend(self, execution: Execution, outcome: Attempt) -> None:
         """Schedule the dynamic dependencies, then put the task back to wait on them."""
         logger.info("%s waits on %d dynamic dependencies", outcome.task, len(outcome.new_deps))
         self.add(outcome.new_deps)
@@ -386,8 +380,36 @@ class Worker:
         specs = []
         for member in execution.members:
             self.graph.deps[member] = [*self.graph.deps.get(member, []), *new_ids]
-            specs.append({"task_id": member, "status": "PENDING", "new_deps": new_ids})
+            specs.append(_report(member, RunStatus.PENDING, new_deps=new_ids))
         self._reports.extend(specs)
+
+
+@dataclass(frozen=True, slots=True)
+class Work:
+    """One task a get_work reply hands this worker: alone, or leading a batch."""
+
+    reply: dict[str, Any]
+
+    @property
+    def task_id(self) -> str:
+        """The scheduler id of the task (a batch's lead)."""
+        return self.reply["task_id"]
+
+    @property
+    def batch(self) -> dict[str, Any] | None:
+        """The batch it leads ({'task_ids', 'params'}), or None for a single task."""
+        return self.reply.get("batch")
+
+    @property
+    def members(self) -> list[str]:
+        """The scheduler task ids one run of it completes: a batch's all, else its own."""
+        batch = self.batch
+        return batch["task_ids"] if batch is not None else [self.task_id]
+
+
+def _report(task_id: str, status: RunStatus, **extra: Any) -> dict[str, Any]:
+    """One task's report to the scheduler (JSON-shaped: the status as its plain name)."""
+    return {"task_id": task_id, "status": status.value, **extra}
 
 
 def _terminate(signum: int, frame: Any) -> None:
