@@ -1,6 +1,6 @@
 """The tornado application: POST /api/v1/<method> JSON RPC, GET /health and GET /metrics.
 
-Errors become responses in one place (_JSONHandler.write_error): BadRequest gives a 400 with
+Errors become responses in one place (JSONHandler.write_error): BadRequest gives a 400 with
 {"error": message}, a journal that cannot take writes a 503, anything else a 500 with a
 logged traceback. The service validates before it mutates, so a rejected call leaves the
 state as it was. Requests are checked (pipes.server.guard) before the service sees them.
@@ -9,7 +9,6 @@ state as it was. Requests are checked (pipes.server.guard) before the service se
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 import time
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ import tornado.web
 from pipes.exceptions import BadRequest, StoreUnavailable
 from pipes.scheduler.service import API_VERSION, Service
 from pipes.server import guard, luigi_api, luigi_http, pages
+from pipes.server.json_handler import JSONHandler
 from pipes.server.metrics import CallTimes, LatencyHistogram, render
 
 logger = logging.getLogger("pipes.server")
@@ -57,28 +57,8 @@ class ServerOptions:
     luigi_api: bool = False  # serve Luigi workers' /api/<method> (pipes.server.luigi_http)
 
 
-class _JSONHandler(tornado.web.RequestHandler):
-    def write_json(self, value: Any, status: int = 200) -> None:
-        self.set_status(status)
-        self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps(value, separators=(",", ":"), allow_nan=False))
-
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        exc_info = kwargs.get("exc_info")
-        error = exc_info[1] if exc_info else None
-        if isinstance(error, tornado.web.HTTPError) and error.log_message:
-            message = error.log_message % error.args if error.args else error.log_message
-        else:
-            message = self._reason
-        self.write_json({"error": message}, status_code)
-
-    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
-        if not isinstance(value, tornado.web.HTTPError):  # 4xx are logged once, by _log_request
-            super().log_exception(typ, value, tb)
-
-
 @tornado.web.stream_request_body
-class RPCHandler(_JSONHandler):
+class RPCHandler(JSONHandler):
     """One RPC call: check the request, read a bounded body, run it through the service."""
 
     def initialize(
@@ -161,7 +141,7 @@ class RPCHandler(_JSONHandler):
             )
 
 
-class HealthHandler(_JSONHandler):
+class HealthHandler(JSONHandler):
     """Liveness: answers while the IOLoop runs; 503 while the journal takes no writes."""
 
     def initialize(self, service: Service) -> None:
@@ -188,14 +168,14 @@ class MetricsHandler(tornado.web.RequestHandler):
         self.finish(render(self.service.core, self.latency, self.calls))
 
 
-class NotFoundHandler(_JSONHandler):
+class NotFoundHandler(JSONHandler):
     """Every other path: a JSON 404."""
 
     def prepare(self) -> None:
         raise tornado.web.HTTPError(404, "no such path %s", self.request.path)
 
 
-class MisdirectedHandler(_JSONHandler):
+class MisdirectedHandler(JSONHandler):
     """Any path asked for under a Host name this daemon does not answer to (DNS rebinding)."""
 
     def prepare(self) -> None:

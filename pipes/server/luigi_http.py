@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-import json
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +16,7 @@ import tornado.web
 
 from pipes.exceptions import BadRequest, StoreUnavailable
 from pipes.server import guard
+from pipes.server.json_handler import JSONHandler
 from pipes.server.luigi_api import LuigiDialect
 
 if TYPE_CHECKING:
@@ -28,7 +28,7 @@ FORM_TYPE = "application/x-www-form-urlencoded"
 OFF_HINT = "the Luigi dialect is off: set [scheduler] luigi_api = true or start pipesd --luigi-api"
 
 
-class LuigiHandler(tornado.web.RequestHandler):
+class LuigiHandler(JSONHandler):
     """One Luigi call: GET (reads only) or a form POST with the arguments as JSON in `data`.
 
     No Content-Type check can keep web pages out here (a form sends this one), so a foreign
@@ -77,7 +77,7 @@ class LuigiHandler(tornado.web.RequestHandler):
         except StoreUnavailable as err:
             raise tornado.web.HTTPError(503, "%s", err) from None
         self.calls.observe(f"luigi_{method}", time.perf_counter() - started)
-        self._write({"response": response})
+        self.write_json({"response": response})
 
     def _authorize(self, method: str) -> None:
         token = self.server_options.token
@@ -104,25 +104,10 @@ class LuigiHandler(tornado.web.RequestHandler):
             return []
         return [user, password]
 
-    def _write(self, value: Any, status: int = 200) -> None:
-        self.set_status(status)
-        self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps(value, separators=(",", ":"), allow_nan=False))
-
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         if status_code == 405:
             self.set_header("Allow", "POST")
-        exc_info = kwargs.get("exc_info")
-        error = exc_info[1] if exc_info else None
-        if isinstance(error, tornado.web.HTTPError) and error.log_message:
-            message = error.log_message % error.args if error.args else error.log_message
-        else:
-            message = self._reason
-        self._write({"error": message}, status_code)
-
-    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
-        if not isinstance(value, tornado.web.HTTPError):  # 4xx are logged once, per request
-            super().log_exception(typ, value, tb)
+        super().write_error(status_code, **kwargs)
 
 
 class LuigiOffHandler(LuigiHandler):
