@@ -23,7 +23,8 @@ from pipes import overrides, task_register
 from pipes.config import KNOWN_OPTIONS, get_config, warn_unknown
 from pipes.exceptions import ParameterError, PipesError, UnknownTaskError, UsageError
 from pipes.exit_codes import ExitCode
-from pipes.interface import execute, lock_options, locked, warn_config
+from pipes.interface import execute, locked, warn_config
+from pipes.options import lock_options
 from pipes.parameter import Parameter, ParameterVisibility, UnknownParameterException
 from pipes.summary import RunResult, check_retcodes, configured_code
 from pipes.task import Config, Task

@@ -15,18 +15,17 @@ from typing import Any
 from pipes import task_register
 from pipes.config import get_config, warn_unknown
 from pipes.exceptions import BadRequest, SchedulerUnavailable, UsageError
-from pipes.lock import LockOptions, RunLock, default_pid_dir, lock_name
+from pipes.lock import LockOptions, RunLock, lock_name
 from pipes.notifications import Notifier, alert_settings
+from pipes.options import configured_resources, lock_options, scheduler_policy, worker_options
 from pipes.rpc import RemoteScheduler, RetryPolicy
 from pipes.scheduler.api import SchedulerClient
 from pipes.scheduler.local import LocalScheduler
-from pipes.scheduler.model import Policy
 from pipes.summary import MAX_LISTED, RunResult, SchedulerContext, classify, not_run_reason
 from pipes.task import Task
 from pipes.worker.messages import RunStatus
 from pipes.worker.progress import Progress
-from pipes.worker.runner import RunnerOptions
-from pipes.worker.worker import Worker, WorkerOptions
+from pipes.worker.worker import Worker
 
 logger = logging.getLogger("pipes.interface")
 
@@ -144,29 +143,6 @@ def _finish_up_on_sigusr1() -> Iterator[_FinishUp]:
         signal.signal(signal.SIGUSR1, previous)
 
 
-def lock_options(
-    no_lock: bool | None = None,
-    size: int | None = None,
-    pid_dir: str | None = None,
-    take: bool | None = None,
-) -> LockOptions | None:
-    """The run lock's options: each given value, else [core] no_lock / lock_size /
-    lock_pid_dir / take_lock; None when the run takes no lock."""
-    config = get_config()
-    if no_lock if no_lock is not None else config.getboolean("core", "no_lock", False):
-        return None
-    size = size if size is not None else config.getint("core", "lock_size", 1)
-    if size < 1:
-        raise UsageError(f"lock size must be at least 1, got {size}")
-    return LockOptions(
-        pid_dir=os.path.expanduser(
-            pid_dir or config.get("core", "lock_pid_dir") or default_pid_dir()
-        ),
-        size=size,
-        take=take if take is not None else config.getboolean("core", "take_lock", False),
-    )
-
-
 def locked(
     roots: list[Task], options: LockOptions | None
 ) -> contextlib.AbstractContextManager[Any]:
@@ -222,51 +198,6 @@ def warn_config() -> None:
     warn_unknown(families)
 
 
-def worker_options(workers: int | None = None, assistant: bool = False) -> WorkerOptions:
-    """WorkerOptions from [worker] / [core] config, with an explicit worker count winning."""
-    config = get_config()
-    count = workers if workers is not None else config.getint("core", "workers", 1)
-    if count < 1:
-        raise UsageError(f"workers must be at least 1, got {count}")
-    timeout = config.getfloat("worker", "timeout", 0.0)
-    runner = RunnerOptions(
-        workers=count,
-        force_multiprocessing=config.getboolean("worker", "force_multiprocessing", False),
-        timeout=timeout if timeout > 0 else None,
-        max_tasks_per_child=config.getint("worker", "max_tasks_per_child", 1000),
-        max_child_rss_mb=config.getfloat("worker", "max_child_rss_mb", 2048.0),
-        log_dir=config.get("worker", "task_log_dir"),
-        check_outputs=config.getboolean("worker", "check_complete_on_run", True),
-    )
-    return WorkerOptions(
-        runner=runner,
-        wait_interval=config.getfloat("worker", "wait_interval", 1.0),
-        keep_alive=config.getboolean("worker", "keep_alive", False),
-        ping_interval=config.getfloat("worker", "ping_interval", 5.0),
-        assistant=assistant,
-        check_complete_concurrency=config.getint("worker", "check_complete_concurrency", 4),
-        check_complete_timeout=config.getfloat("worker", "check_complete_timeout", 600.0) or None,
-        cache_task_completion=config.getboolean("worker", "cache_task_completion", True),
-        get_work_batch=max(1, min(100, config.getint("worker", "get_work_batch", 4))),
-    )
-
-
-def scheduler_policy() -> Policy:
-    """The scheduler Policy from [scheduler] config."""
-    config = get_config()
-    default = Policy()
-    return Policy(
-        retry_delay=config.getfloat("scheduler", "retry_delay", default.retry_delay),
-        retry_count=config.getint("scheduler", "retry_count", default.retry_count),
-        disable_window=config.getfloat("scheduler", "disable_window", default.disable_window),
-        disable_persist=config.getfloat("scheduler", "disable_persist", default.disable_persist),
-        worker_disconnect_delay=config.getfloat(
-            "scheduler", "worker_disconnect_delay", default.worker_disconnect_delay
-        ),
-        remove_delay=config.getfloat("scheduler", "remove_delay", default.remove_delay),
-    )
-
-
 def _scheduler(local_scheduler: bool, scheduler_url: str | None) -> SchedulerClient:
     """The explicit URL, else (unless local_scheduler) [core] scheduler_url, else in-process."""
     config = get_config()
@@ -286,9 +217,3 @@ def _scheduler(local_scheduler: bool, scheduler_url: str | None) -> SchedulerCli
             f"{err}; {where} names it: add --local-scheduler to run without pipesd"
         ) from err
     return remote
-
-
-def configured_resources() -> dict[str, int]:
-    """Resource capacities from the [resources] config section."""
-    config = get_config()
-    return {name: config.getint("resources", name, 0) for name in config.section("resources")}

@@ -19,8 +19,8 @@ from typing import Any, NoReturn
 from pipes.cli import package_version
 from pipes.config import get_config, reload_config
 from pipes.exceptions import ConfigError, UsageError
-from pipes.interface import configured_resources, scheduler_policy
 from pipes.notifications import alert_settings
+from pipes.options import configured_resources, scheduler_policy
 from pipes.server import daemon
 from pipes.server.app import ServerOptions
 
