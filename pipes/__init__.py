@@ -79,7 +79,7 @@ if TYPE_CHECKING:  # the lazy names below, for type checkers
     from pipes.version import __version__ as __version__
 
 # Defining tasks needs only the eager names above. Running them (build, the worker, the
-# RPC client, sqlite3 through the in-process scheduler) costs ~70 ms of imports, so those
+# scheduler, the RPC client with http.client and ssl) costs ~70 ms of imports, so those
 # names load on first use (PEP 562): the one exception to "re-export lines only".
 _LAZY: dict[str, tuple[str, str | None]] = {
     "__version__": ("pipes.version", "__version__"),  # importlib.metadata alone is ~10 ms
