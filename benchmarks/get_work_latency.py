@@ -197,6 +197,7 @@ def measure_in_process(n: int, calls: int, share: float) -> dict:
     """The same state in a Scheduler object; time Scheduler.get_work itself."""
     from pipes.scheduler.core import Scheduler
     from pipes.scheduler.model import Status, TaskSpec
+    from pipes.scheduler.service import work_json
 
     stream = calls + WARMUP + LANES
     core = Scheduler()
@@ -208,7 +209,9 @@ def measure_in_process(n: int, calls: int, share: float) -> dict:
     fill = time.perf_counter() - started
 
     def get_work() -> dict | None:
-        return core.get_work(BENCH, time.time())
+        # the reply as JSON, as the core built it before it returned typed replies
+        work = core.get_work(BENCH, time.time())
+        return None if work is None else work_json(work)
 
     def report(tid: str) -> None:
         core.add_tasks(BENCH, [TaskSpec(tid, status=Status.DONE)], time.time())

@@ -22,8 +22,8 @@ def test_get_work_hands_siblings_out_as_one_batch():
     sched = Scheduler()
     sched.add_tasks("w", [batch_spec(f"t{d}", f"2024-01-0{d}") for d in (1, 2, 3)], 0)
     work = sched.get_work("w", 1.0)
-    assert sorted(work["batch"]["task_ids"]) == ["t1", "t2", "t3"]
-    assert sorted(work["batch"]["params"]["day"]) == ["2024-01-01", "2024-01-02", "2024-01-03"]
+    assert sorted(work.batch.task_ids) == ["t1", "t2", "t3"]
+    assert sorted(work.batch.params["day"]) == ["2024-01-01", "2024-01-02", "2024-01-03"]
     assert {sched.tasks[t].status for t in ("t1", "t2", "t3")} == {Status.BATCH_RUNNING}
     assert sched.get_work("w", 1.0) is None
 
@@ -33,12 +33,12 @@ def test_batch_never_mixes_other_parameters_and_respects_max_size():
     specs = [batch_spec(f"eu{d}", f"2024-01-0{d}", max_batch_size=2) for d in (1, 2, 3)]
     specs.append(batch_spec("us1", "2024-01-01", region="us", max_batch_size=2))
     sched.add_tasks("w", specs, 0)
-    first = sched.get_work("w", 1.0)["batch"]["task_ids"]
+    first = sched.get_work("w", 1.0).batch.task_ids
     assert len(first) == 2 and all(t.startswith("eu") for t in first)
     second = sched.get_work("w", 1.0)
     third = sched.get_work("w", 1.0)
-    singles = {second["task_id"], third["task_id"]}
-    assert "batch" not in second and "batch" not in third
+    singles = {second.task_id, third.task_id}
+    assert second.batch is None and third.batch is None
     assert singles == {"us1", ({"eu1", "eu2", "eu3"} - set(first)).pop()}
 
 
@@ -51,7 +51,7 @@ def test_batch_holds_resources_once_and_failure_fails_every_member():
     assert sched.resources_used() == {"db": 1}
     failed = [
         TaskSpec.from_dict({"task_id": t, "status": "FAILED", "error": "x"})
-        for t in work["batch"]["task_ids"]
+        for t in work.batch.task_ids
     ]
     sched.add_tasks("w", failed, 2.0)
     assert {sched.tasks[t].status for t in ("t1", "t2")} == {Status.FAILED}
@@ -63,7 +63,7 @@ def test_lost_batch_reply_is_handed_out_again_whole():
     sched.add_tasks("w", [batch_spec(f"t{d}", f"2024-01-0{d}") for d in (1, 2)], 0)
     first = sched.get_work("w", 1.0)
     again = sched.get_work("w", 2.0, running=[])
-    assert sorted(again["batch"]["task_ids"]) == sorted(first["batch"]["task_ids"])
+    assert sorted(again.batch.task_ids) == sorted(first.batch.task_ids)
 
 
 def test_build_runs_batchable_tasks_once_with_merged_parameter(tmp_path):

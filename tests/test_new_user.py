@@ -139,7 +139,7 @@ def test_same_worker_readding_failed_task_keeps_its_retry_delay():
     core = Scheduler(Policy(retry_delay=900))
     spec = TaskSpec.from_dict({"task_id": "T", "family": "T", "status": "PENDING"})
     core.add_tasks("w1", [spec], now=0.0)
-    assert core.get_work("w1", now=1.0)["task_id"] == "T"
+    assert core.get_work("w1", now=1.0).task_id == "T"
     core.add_tasks("w1", [TaskSpec.from_dict({"task_id": "T", "status": "FAILED"})], now=2.0)
 
     core.add_tasks("w1", [spec], now=3.0)  # the worker that ran it, e.g. keep_alive: waits
@@ -147,7 +147,7 @@ def test_same_worker_readding_failed_task_keeps_its_retry_delay():
 
     core.add_tasks("w2", [spec], now=5.0)  # a new invocation asks for it: runs now
     assert core.task("T").status == "PENDING" and core.task("T").retry_at is None
-    assert core.get_work("w2", now=6.0)["task_id"] == "T"
+    assert core.get_work("w2", now=6.0).task_id == "T"
     assert len(core.task("T").failures) == 1  # failures still count towards disabling
 
 

@@ -1,5 +1,7 @@
 """The scheduler core as a state machine: driven directly with explicit times, no I/O."""
 
+from dataclasses import asdict
+
 import pytest
 
 from pipes.exceptions import BadRequest
@@ -20,8 +22,8 @@ def drain(sched, worker, now=1.0):
     """Run everything the worker can get, in order; returns the ids."""
     order = []
     while (work := sched.get_work(worker, now)) is not None:
-        order.append(work["task_id"])
-        finish(sched, worker, work["task_id"], now=now)
+        order.append(work.task_id)
+        finish(sched, worker, work.task_id, now=now)
     return order
 
 
@@ -29,7 +31,7 @@ def test_get_work_hands_shared_task_to_one_worker_when_two_add_it():
     sched = Scheduler()
     sched.add_tasks("w1", [spec("a")], 0.0)
     sched.add_tasks("w2", [spec("a")], 0.0)
-    assert sched.get_work("w1", 1.0)["task_id"] == "a"
+    assert sched.get_work("w1", 1.0).task_id == "a"
     assert sched.get_work("w2", 1.0) is None
     assert sched.tasks["a"].status == Status.RUNNING
 
@@ -43,11 +45,11 @@ def test_get_work_skips_task_whose_dependency_is_not_done():
 def test_get_work_gives_nothing_when_dependency_failed():
     sched = Scheduler()
     sched.add_tasks("w", [spec("b", deps=["a"]), spec("a")], 0.0)
-    assert sched.get_work("w", 1.0)["task_id"] == "a"
+    assert sched.get_work("w", 1.0).task_id == "a"
     finish(sched, "w", "a", status="FAILED", error="boom")
     assert sched.get_work("w", 2.0) is None
     assert sched.tasks["a"].error == "boom"
-    assert sched.outlook("w", 2.0) == {
+    assert asdict(sched.outlook("w", 2.0)) == {
         "pending": 1,
         "ready": 0,
         "running": 0,
@@ -62,7 +64,7 @@ def test_get_work_never_gives_task_to_worker_that_did_not_add_it():
     sched.add_worker("w2", {}, 0.0)
     assert sched.get_work("w2", 1.0) is None
     sched.add_worker("helper", {"assistant": True}, 0.0)
-    assert sched.get_work("helper", 1.0)["task_id"] == "a"
+    assert sched.get_work("helper", 1.0).task_id == "a"
 
 
 def test_get_work_never_gives_external_task():
@@ -70,7 +72,7 @@ def test_get_work_never_gives_external_task():
     sched.add_tasks("w", [spec("b", deps=["ext"]), spec("ext", runnable=False)], 0.0)
     assert sched.get_work("w", 1.0) is None
     finish(sched, "other", "ext")  # the data lands and someone reports it
-    assert sched.get_work("w", 2.0)["task_id"] == "b"
+    assert sched.get_work("w", 2.0).task_id == "b"
 
 
 def test_get_work_orders_by_priority_then_insertion():
@@ -93,11 +95,11 @@ def test_priority_of_dependent_lifts_its_dependencies():
 def test_resources_cap_concurrent_tasks():
     sched = Scheduler(resources={"db": 1})
     sched.add_tasks("w", [spec(i, resources={"db": 1}) for i in "abc"] + [spec("free")], 0)
-    first = sched.get_work("w", 1.0)["task_id"]
-    assert sched.get_work("w", 1.0)["task_id"] == "free"
+    first = sched.get_work("w", 1.0).task_id
+    assert sched.get_work("w", 1.0).task_id == "free"
     assert sched.get_work("w", 1.0) is None  # the others wait for db
     finish(sched, "w", first)
-    assert sched.get_work("w", 2.0)["task_id"] in {"a", "b", "c"} - {first}
+    assert sched.get_work("w", 2.0).task_id in {"a", "b", "c"} - {first}
 
 
 def test_resource_missing_from_config_counts_as_one():
@@ -114,18 +116,18 @@ def test_failed_task_returns_to_pending_after_retry_delay():
     finish(sched, "w", "a", status="FAILED", now=1.0)
     assert sched.get_work("w", 5.0) is None
     work = sched.get_work("w", 11.0)
-    assert work["task_id"] == "a" and work["failures"] == 1
+    assert work.task_id == "a" and len(work.task.failures) == 1
 
 
 def test_task_is_disabled_after_retry_count_failures_in_window():
     sched = Scheduler(Policy(retry_delay=0, disable_window=100, disable_persist=1000))
     sched.add_tasks("w", [spec("a", retry_count=2)], 0)
     for now in (1.0, 2.0):
-        assert sched.get_work("w", now)["task_id"] == "a"
+        assert sched.get_work("w", now).task_id == "a"
         finish(sched, "w", "a", status="FAILED", now=now)
     assert sched.tasks["a"].status == Status.DISABLED
     assert sched.get_work("w", 500.0) is None
-    assert sched.get_work("w", 1003.0)["task_id"] == "a"
+    assert sched.get_work("w", 1003.0).task_id == "a"
 
 
 def test_done_task_reported_pending_again_blocks_dependents():
@@ -134,15 +136,15 @@ def test_done_task_reported_pending_again_blocks_dependents():
     sched.add_tasks("w2", [spec("a")], 0.5)  # w2 finds a's output gone
     assert sched.tasks["a"].status == Status.PENDING
     assert sched.get_work("w", 1.0) is None  # b waits for a again
-    assert sched.get_work("w2", 1.0)["task_id"] == "a"
+    assert sched.get_work("w2", 1.0).task_id == "a"
     finish(sched, "w2", "a", now=2.0)
-    assert sched.get_work("w", 3.0)["task_id"] == "b"
+    assert sched.get_work("w", 3.0).task_id == "b"
 
 
 def test_running_task_with_new_deps_waits_for_them():
     sched = Scheduler()
     sched.add_tasks("w", [spec("a")], 0)
-    assert sched.get_work("w", 1.0)["task_id"] == "a"
+    assert sched.get_work("w", 1.0).task_id == "a"
     sched.add_tasks("w", [spec("dyn")], 1.5)
     sched.add_tasks("w", [TaskSpec.from_dict({"task_id": "a", "new_deps": ["dyn"]})], 1.5)
     assert sched.tasks["a"].status == Status.PENDING

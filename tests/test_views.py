@@ -1,6 +1,7 @@
 """The status page's views: indexes, sorting, upstream-failed, overview, log tails."""
 
 import random
+from dataclasses import asdict
 
 import pytest
 
@@ -69,13 +70,13 @@ def test_indexes_follow_every_kind_of_change():
             counted = sum(sched.index.family_counts.get(fam, {}).values())
             assert counted == len(expected)
         for worker in list(sched.workers):
-            assert sched.outlook(worker, float(step)) == brute_force_outlook(sched, worker)
+            assert asdict(sched.outlook(worker, float(step))) == brute_force_outlook(sched, worker)
     assert sum(len(s) for s in sched.index.by_status.values()) > 20  # the walk did build up
     restored = Scheduler()
     records = [record_from_json(t.task_id, record_to_json(t)) for t in sched.tasks.values()]
     restored.restore([r for r in records if sched.tasks[r.task_id].known], {}, 600.0)
     for worker in list(restored.workers):
-        assert restored.outlook(worker, 600.0) == brute_force_outlook(restored, worker)
+        assert asdict(restored.outlook(worker, 600.0)) == brute_force_outlook(restored, worker)
     assert restored.index.counts() == sched.index.counts()
 
 
@@ -132,8 +133,8 @@ def test_upstream_failed_follows_pending_dependents_only():
     assert views.upstream_failed(sched) == set()
     work = sched.get_work("w", 1)
     assert work is not None
-    sched.add_tasks("w", [spec(work["task_id"], status="FAILED", error="boom")], 2)
-    failed = work["task_id"]
+    sched.add_tasks("w", [spec(work.task_id, status="FAILED", error="boom")], 2)
+    failed = work.task_id
     expected = {"mid", "top"} if failed == "root" else {"other"}
     assert views.upstream_failed(sched) == expected
     page = views.task_list(sched, views.TaskQuery(status=views.UPSTREAM_FAILED))

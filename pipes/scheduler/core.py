@@ -15,7 +15,7 @@ from typing import Any
 from pipes.exceptions import BadRequest
 from pipes.scheduler.batching import BatchIndex
 from pipes.scheduler.index import CompletionTimeline, TaskIndex
-from pipes.scheduler.model import Policy, Status, TaskRecord, TaskSpec
+from pipes.scheduler.model import Batch, Outlook, Policy, Status, TaskRecord, TaskSpec, Work
 from pipes.scheduler.ready_queue import ReadyQueue
 
 MAX_LOG_CHARS = 64 * 1024  # of a task's log tail kept for the status page
@@ -317,7 +317,7 @@ class Scheduler:
         now: float,
         running: list[str] | None = None,
         min_priority: int | None = None,
-    ) -> dict[str, Any] | None:
+    ) -> Work | None:
         """The best ready task this worker may run, now RUNNING on it; None when there is none.
 
         A task RUNNING on this worker but missing from `running` was handed out in a reply
@@ -355,21 +355,18 @@ class Scheduler:
         for name, amount in task.resources.items():
             self._used[name] = self._used.get(name, 0) + amount
 
-    def _work_reply(self, task: TaskRecord) -> dict[str, Any]:
+    def _work_reply(self, task: TaskRecord) -> Work:
         """get_work's answer: the task, and for a batch every member's batch parameters."""
-        reply = task.summary()
         lead = task.batch_lead
-        if lead is not None:
-            running_on = self.workers[task.worker_running or ""].running
-            members = [
-                self.tasks[t] for t in sorted(running_on) if self.tasks[t].batch_lead == lead
-            ]
-            reply = self.tasks[lead].summary()
-            reply["batch"] = {
-                "task_ids": [m.task_id for m in members],
-                "params": {n: [m.params[n] for m in members] for n in task.batch_params},
-            }
-        return reply
+        if lead is None:
+            return Work(task)
+        running_on = self.workers[task.worker_running or ""].running
+        members = [self.tasks[t] for t in sorted(running_on) if self.tasks[t].batch_lead == lead]
+        batch = Batch(
+            task_ids=[m.task_id for m in members],
+            params={n: [m.params[n] for m in members] for n in task.batch_params},
+        )
+        return Work(self.tasks[lead], batch)
 
     def _fits(self, task: TaskRecord) -> bool:
         """Whether the task could ever run: it asks for no more than each resource has."""
@@ -409,7 +406,7 @@ class Scheduler:
                     if self._is_ready(task):
                         self._enqueue(task)
 
-    def outlook(self, worker: str, now: float) -> dict[str, int]:
+    def outlook(self, worker: str, now: float) -> Outlook:
         """Counts over this worker's tasks, so an idle worker knows whether to wait or stop.
 
         Idle workers ask about once a second, so this never walks the worker's tasks: it
@@ -418,15 +415,15 @@ class Scheduler:
         record = self._worker(worker, now)
         mine, counts, by_status = record.tasks, record.counts, self.index.by_status
         running = (by_status[Status.RUNNING] | by_status[Status.BATCH_RUNNING]) & mine
-        return {
-            "pending": counts[Status.PENDING],
-            "ready": self._ready.count(
+        return Outlook(
+            pending=counts[Status.PENDING],
+            ready=self._ready.count(
                 worker, lambda t: t.task_id in mine and worker in t.workers and self._fits(t)
             ),
-            "running": counts[Status.RUNNING] + counts[Status.BATCH_RUNNING],
-            "running_elsewhere": sum(self.tasks[t].worker_running != worker for t in running),
-            "waiting_for_retry": counts[Status.FAILED],
-        }
+            running=counts[Status.RUNNING] + counts[Status.BATCH_RUNNING],
+            running_elsewhere=sum(self.tasks[t].worker_running != worker for t in running),
+            waiting_for_retry=counts[Status.FAILED],
+        )
 
     # ----- reading and small updates ------------------------------------------------------
 

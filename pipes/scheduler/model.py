@@ -1,4 +1,4 @@
-"""The scheduler's data: task statuses, the validated task spec a worker sends, and task records."""
+"""The scheduler's data: task statuses, the task spec a worker sends, records, typed replies."""
 
 from __future__ import annotations
 
@@ -217,3 +217,43 @@ class TaskRecord:
             "progress_percentage": self.progress_percentage,
             "tracking_url": self.tracking_url,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """The members of a batch handed out as one run, and each member's batch parameters."""
+
+    task_ids: list[str]
+    params: dict[str, list[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Work:
+    """get_work's reply: a task now RUNNING on the worker; for a batch, its lead and members.
+
+    `task` is the live record: the service turns it into JSON before the next call.
+    """
+
+    task: TaskRecord
+    batch: Batch | None = None
+
+    @property
+    def task_id(self) -> str:
+        """The id the worker runs (a batch's lead)."""
+        return self.task.task_id
+
+    @property
+    def task_ids(self) -> list[str]:
+        """Every task this reply hands out: the batch's members, or the one task."""
+        return self.batch.task_ids if self.batch is not None else [self.task.task_id]
+
+
+@dataclass(frozen=True, slots=True)
+class Outlook:
+    """Counts over a worker's tasks, so an idle worker knows whether to wait or stop."""
+
+    pending: int
+    ready: int
+    running: int
+    running_elsewhere: int
+    waiting_for_retry: int

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
 from pipes.exceptions import BadRequest, StoreError, StoreUnavailable
 from pipes.scheduler import views
 from pipes.scheduler.core import Changes, Scheduler
-from pipes.scheduler.model import Status, TaskSpec
+from pipes.scheduler.model import Status, TaskSpec, Work
 
 logger = logging.getLogger("pipes.scheduler")
 
@@ -114,7 +114,7 @@ class Service:
                     "max_tasks": Field(int, required=False),
                 },
             ),
-            "outlook": _reader(lambda worker: core.outlook(worker, self.clock()), WORKER),
+            "outlook": _reader(lambda worker: asdict(core.outlook(worker, self.clock())), WORKER),
             # A ping journals nothing, so it goes through while the journal refuses writes:
             # live workers must not be dropped as silent when the disk has room again.
             "ping": _reader(self._ping, WORKER),
@@ -254,16 +254,17 @@ class Service:
             self.core.add_tasks(worker, specs, now)
         handed: list[dict[str, Any]] = []
         known = list(running) if running is not None else None
+        floor: int | None = None
         while len(handed) < max_tasks:
             # Extra tasks only at the first one's priority: a worker must not sit on lower
             # priority work while a higher priority task may become ready meanwhile.
-            floor = handed[0]["priority"] if handed else None
             work = self.core.get_work(worker, now, known, floor)
             if work is None:
                 break
-            handed.append(work)
+            handed.append(work_json(work))  # now: the record changes with later calls
+            floor = handed[0]["priority"]
             if known is not None:
-                known.extend(work["batch"]["task_ids"] if "batch" in work else [work["task_id"]])
+                known.extend(work.task_ids)
         return {"task": handed[0] if handed else None, "tasks": handed}
 
     def _ping(self, worker: str) -> None:
@@ -320,3 +321,11 @@ def _validated(method: str, spec: Method, body: Any) -> dict[str, Any]:
             raise BadRequest(f"{method}: field {name!r} has the wrong type ({kind})")
         args[name] = value
     return args
+
+
+def work_json(work: Work) -> dict[str, Any]:
+    """get_work's reply as the RPC sends it: the task's summary, plus "batch" for a batch."""
+    reply = work.task.summary()
+    if work.batch is not None:
+        reply["batch"] = {"task_ids": work.batch.task_ids, "params": work.batch.params}
+    return reply
