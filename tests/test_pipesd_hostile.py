@@ -403,6 +403,29 @@ def test_connections_beyond_max_connections_evict_the_oldest_idle_one(pipesd_fac
             sock.close()
 
 
+def test_slow_body_and_idle_keep_alive_connections_are_closed_after_their_timeouts(
+    pipesd_factory,
+):
+    daemon = pipesd_factory("[scheduler]\nbody_timeout = 0.5\nidle_timeout = 1\n")
+    slow = socket.create_connection(("127.0.0.1", daemon.port), timeout=10)
+    idle = socket.create_connection(("127.0.0.1", daemon.port), timeout=10)
+    try:
+        head = "POST /api/v1/is_paused HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        head += "Content-Type: application/json\r\n"
+        slow.sendall(f"{head}Content-Length: 100\r\n\r\n{{".encode())
+        idle.sendall(f"{head}Content-Length: 2\r\n\r\n{{}}".encode())
+        assert b'"paused":false' in idle.recv(4096)  # served; now it idles, kept alive
+        started = time.monotonic()
+        assert closed_by_peer(slow)  # the body never came: closed after body_timeout
+        assert time.monotonic() - started < 5
+        assert closed_by_peer(idle)  # no next request: closed after idle_timeout
+        assert time.monotonic() - started >= 0.9
+        assert daemon.get("/health").status == 200
+    finally:
+        slow.close()
+        idle.close()
+
+
 def test_soft_fd_limit_is_raised_to_the_hard_limit_at_start(pipesd_factory):
     daemon = pipesd_factory(start=False)
     start_with_fd_limit(daemon, 256, 4096)

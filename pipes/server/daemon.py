@@ -114,10 +114,10 @@ def http_server(app: tornado.web.Application, options: ServerOptions) -> CappedH
         # RPCHandler enforces the real limit itself, so clients get a JSON 413; bodies far
         # beyond it are cut off here instead of being read to the end.
         max_body_size=4 * options.max_body_bytes,
-        idle_connection_timeout=options.idle_timeout,
-        body_timeout=options.body_timeout,
         max_connections=budget,
         header_timeout=options.header_timeout,
+        idle_timeout=options.idle_timeout,
+        body_timeout=options.body_timeout,
     )
 
 

@@ -1,9 +1,12 @@
 """Accepting connections within a budget: a capped HTTP server that never spins on accept errors.
 
 Half-sent requests must not exhaust file descriptors (issue 9, item 7): a new connection must
-send its headers within `header_timeout`; past `max_connections` the oldest connection with
-no request in progress is closed for the new one; an accept that fails for want of
-descriptors evicts one or pauses accepting, and its log line is rate-limited.
+send its headers within `header_timeout`, a request its body within `body_timeout`, and a
+kept-alive connection may idle for `idle_timeout`; past `max_connections` the oldest
+connection with no request in progress is closed for the new one; an accept that fails for
+want of descriptors evicts one or pauses accepting, and its log line is rate-limited.
+The timeouts are enforced by one periodic sweep, not by tornado's per-read timers, which
+cost about 30 us on every request.
 """
 
 from __future__ import annotations
@@ -107,7 +110,7 @@ class _Tracked(tornado.httputil.HTTPMessageDelegate):
         start_line: tornado.httputil.RequestStartLine | tornado.httputil.ResponseStartLine,
         headers: tornado.httputil.HTTPHeaders,
     ) -> Awaitable[None] | None:
-        self.server._busy.add(self.key)
+        self.server._busy[self.key] = time.monotonic()
         self.server._served.add(self.key)
         return self.inner.headers_received(start_line, headers)
 
@@ -115,11 +118,11 @@ class _Tracked(tornado.httputil.HTTPMessageDelegate):
         return self.inner.data_received(chunk)
 
     def finish(self) -> None:
-        self.server._busy.discard(self.key)
+        self.server._idle(self.key)
         self.inner.finish()
 
     def on_connection_close(self) -> None:
-        self.server._busy.discard(self.key)
+        self.server._idle(self.key)
         self.inner.on_connection_close()
 
 
@@ -131,15 +134,20 @@ class CappedHTTPServer(tornado.httpserver.HTTPServer):
         *args: Any,
         max_connections: int = 1000,
         header_timeout: float = 10.0,
+        idle_timeout: float = 3600.0,
+        body_timeout: float = 60.0,
         **kwargs: Any,
     ) -> None:
-        """HTTPServer's options plus the connection cap and the first-headers deadline."""
+        """HTTPServer's options plus the connection cap and the three deadlines (seconds)."""
         super().initialize(*args, **kwargs)
         self.max_connections = max_connections
         self.header_timeout = header_timeout
-        self._opened: dict[tornado.iostream.IOStream, float] = {}  # stream -> accepted at
+        self.idle_timeout = idle_timeout
+        self.body_timeout = body_timeout
+        # stream -> when it was accepted, or when its last request was read
+        self._opened: dict[tornado.iostream.IOStream, float] = {}
         self._served: set[object] = set()  # streams that sent at least one request's headers
-        self._busy: set[object] = set()  # streams with a request in progress
+        self._busy: dict[object, float] = {}  # stream -> when its request's headers came
         self._listening: list[socket.socket] = []
         self._sweeper: tornado.ioloop.PeriodicCallback | None = None
 
@@ -151,7 +159,8 @@ class CappedHTTPServer(tornado.httpserver.HTTPServer):
             self._listening.append(sock)
             self._listen(sock)
         if self._sweeper is None:
-            period = max(0.05, min(1.0, self.header_timeout / 4)) * 1000
+            shortest = min(self.header_timeout, self.idle_timeout, self.body_timeout)
+            period = max(0.05, min(1.0, shortest / 4)) * 1000
             self._sweeper = tornado.ioloop.PeriodicCallback(self._sweep, period)
             self._sweeper.start()
 
@@ -231,12 +240,24 @@ class CappedHTTPServer(tornado.httpserver.HTTPServer):
         self._close(victim)
         return True
 
+    def _idle(self, stream: object) -> None:
+        """A request was read (or its connection closed): the idle clock starts again."""
+        if self._busy.pop(stream, None) is not None and stream in self._opened:
+            self._opened[stream] = time.monotonic()  # type: ignore[index]
+
     def _sweep(self) -> None:
-        """Close new connections that have not sent a request's headers within header_timeout."""
-        deadline = time.monotonic() - self.header_timeout
-        late = [s for s, at in self._opened.items() if at < deadline and s not in self._served]
+        """Close connections past their deadline: first headers, a body, or idling."""
+        now = time.monotonic()
+        late = [s for s, at in self._opened.items() if now - at > self._allowed(s, now)]
         for stream in late:
             self._close(stream)
+
+    def _allowed(self, stream: object, now: float) -> float:
+        """How long the connection may have gone since `_opened` says (inf while in time)."""
+        started = self._busy.get(stream)
+        if started is not None:  # headers in, body still coming
+            return float("inf") if now - started <= self.body_timeout else 0.0
+        return self.idle_timeout if stream in self._served else self.header_timeout
 
     def _close(self, stream: tornado.iostream.IOStream) -> None:
         self._forget(stream)
@@ -245,7 +266,7 @@ class CappedHTTPServer(tornado.httpserver.HTTPServer):
     def _forget(self, stream: object) -> None:
         self._opened.pop(stream, None)  # type: ignore[call-overload]
         self._served.discard(stream)
-        self._busy.discard(stream)
+        self._busy.pop(stream, None)
 
 
 def _refuse(connection: socket.socket) -> None:
