@@ -526,13 +526,13 @@ class Scheduler:
             message = f"worker {worker.worker_id} stopped pinging while running this task"
             self._set_failed(task, worker.worker_id, message, now)
         for task_id in worker.tasks:
-            task = self.tasks.get(task_id)
-            if task is None:
+            held = self.tasks.get(task_id)
+            if held is None:
                 continue
-            task.stakeholders = self._groups.without(task.stakeholders, worker.worker_id)
-            task.workers = self._groups.without(task.workers, worker.worker_id)
-            self._touch(task)
-            if not task.stakeholders:
+            held.stakeholders = self._groups.without(held.stakeholders, worker.worker_id)
+            held.workers = self._groups.without(held.workers, worker.worker_id)
+            self._touch(held)
+            if not held.stakeholders:
                 self._orphans[task_id] = now
 
     def _remove_task(self, task_id: str) -> None:
@@ -562,8 +562,8 @@ class Scheduler:
         self.paused = bool(settings.get("paused", False))
         for key, info in settings.items():
             if key.startswith("worker:") and isinstance(info, dict):
-                record = self._worker(key.removeprefix("worker:"), now)
-                record.info, record.assistant = info, bool(info.get("assistant", False))
+                worker = self._worker(key.removeprefix("worker:"), now)
+                worker.info, worker.assistant = info, bool(info.get("assistant", False))
         self._sync_assistant_queue()
         for record in records:
             self.tasks[record.task_id] = record

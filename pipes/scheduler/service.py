@@ -304,7 +304,7 @@ def _validated(method: str, spec: Method, body: Any) -> dict[str, Any]:
     unknown = set(body) - set(spec.fields)
     if unknown:
         raise BadRequest(f"{method}: unknown field {sorted(unknown)[0]!r}")
-    args = {}
+    args: dict[str, Any] = {}
     for name, field in spec.fields.items():
         if name not in body:
             if field.required:
