@@ -156,9 +156,9 @@ def test_status_changes_are_recorded_as_events():
     sched.add_tasks("w", [spec("a")], 0)
     sched.get_work("w", 1.0)
     finish(sched, "w", "a", now=2.0)
-    events = [(e.task_id, e.status, e.time) for e in sched.take_events()]
+    events = [(e.task_id, e.status, e.time) for e in sched.take_changes().events]
     assert events == [("a", Status.RUNNING, 1.0), ("a", Status.DONE, 2.0)]
-    assert sched.take_events() == []
+    assert sched.take_changes().events == []
 
 
 def test_set_task_field_shows_in_task_list():

@@ -1,7 +1,7 @@
 """The scheduler state machine: tasks, workers, resources and the ready queue, with no I/O.
 
 Every method takes `now` from the caller and records what changed as events, which the
-wrapping store commits before the caller's reply goes out (see take_events).
+wrapping store commits before the caller's reply goes out (see take_changes).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Any
 
 from pipes.exceptions import BadRequest
 from pipes.scheduler.batching import BatchIndex
+from pipes.scheduler.groups import WorkerGroups
 from pipes.scheduler.index import CompletionTimeline, TaskIndex
 from pipes.scheduler.model import Batch, Outlook, Policy, Status, TaskRecord, TaskSpec, Work
 from pipes.scheduler.ready_queue import ReadyQueue
@@ -84,10 +85,6 @@ class Scheduler:
         self.index = TaskIndex()
         self.timeline = CompletionTimeline()
         self._logs: dict[str, str] = {}
-
-    def take_events(self) -> list[StatusChange]:
-        """Only the status events of take_changes (for callers without a store)."""
-        return self.take_changes().events
 
     def take_changes(self) -> Changes:
         """Everything changed since the last call, for the store to commit before replying."""
@@ -594,35 +591,6 @@ class Scheduler:
             heapq.heappush(self._retry_heap, (record.retry_at, record.task_id))
         if not record.stakeholders:
             self._orphans[record.task_id] = now
-
-
-class WorkerGroups:
-    """Interned frozensets of worker ids: thousands of tasks share one stakeholder set.
-
-    A set object per task costs about 200 bytes; most tasks of a run have the same one or
-    two workers, so sharing one immutable set saves a fifth of the daemon's memory.
-    """
-
-    def __init__(self) -> None:
-        self._groups: dict[frozenset[str], frozenset[str]] = {}
-
-    def shared(self, group: frozenset[str] | set[str]) -> frozenset[str]:
-        """The interned frozenset equal to group."""
-        frozen = frozenset(group)
-        return self._groups.setdefault(frozen, frozen)
-
-    def with_member(self, group: frozenset[str], member: str) -> frozenset[str]:
-        """group plus member (group itself when already there)."""
-        return group if member in group else self.shared(group | {member})
-
-    def without(self, group: frozenset[str], member: str) -> frozenset[str]:
-        """group minus member (group itself when not there)."""
-        return self.shared(group - {member}) if member in group else group
-
-    def forget_unused(self) -> None:
-        """Let go of the table when it grows (worker ids change every run); tasks keep theirs."""
-        if len(self._groups) > 10_000:
-            self._groups = {}
 
 
 def _pick(own: float | int | None, default: float | int) -> Any:
