@@ -18,11 +18,14 @@ import warnings
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from enum import Enum, IntEnum
 from pathlib import Path
-from typing import Any, ClassVar, NoReturn, TypedDict, Unpack
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, Self, TypedDict, Unpack, overload
 
 from pipes import date_interval
 from pipes import parameter_dates as dates
 from pipes.exceptions import MissingExtra, ParameterError
+
+if TYPE_CHECKING:
+    from pipes.task import Task
 
 
 class ParameterException(ParameterError):
@@ -93,6 +96,15 @@ class Parameter:
     _counter: ClassVar[Iterator[int]] = itertools.count()
     type_name: str = "str"
     takes_value: bool = True
+
+    if TYPE_CHECKING:  # a task sets values in its instance dict; this only tells the checker
+
+        @overload
+        def __get__(self, instance: None, owner: type[Any]) -> Self: ...
+        @overload
+        def __get__(self, instance: object, owner: type[Any]) -> Any: ...
+        def __get__(self, instance: object, owner: type[Any]) -> Any:
+            """On a task class: the Parameter; on a task: its value."""
 
     def __init__(  # noqa: PLR0913 -- luigi's keyword names, kept so pipelines port unchanged
         self,
@@ -198,6 +210,15 @@ OptionalParameterMixin = _OptionalMixin  # Luigi's name, for custom Optional... 
 class OptionalParameter(_OptionalMixin, Parameter):
     """A string parameter that may be None (the empty string on a command line)."""
 
+    if TYPE_CHECKING:  # a task sets values in its instance dict; this only tells the checker
+
+        @overload
+        def __get__(self, instance: None, owner: type[Any]) -> Self: ...
+        @overload
+        def __get__(self, instance: object, owner: type[Any]) -> str | None: ...
+        def __get__(self, instance: object, owner: type[Any]) -> Any:
+            """On a task class: the Parameter; on a task: its value."""
+
     expected_type = str
 
 
@@ -248,6 +269,15 @@ def _coerce_float(value: Any) -> float:
 class IntParameter(Parameter):
     """An integer."""
 
+    if TYPE_CHECKING:  # a task sets values in its instance dict; this only tells the checker
+
+        @overload
+        def __get__(self, instance: None, owner: type[Any]) -> Self: ...
+        @overload
+        def __get__(self, instance: object, owner: type[Any]) -> int: ...
+        def __get__(self, instance: object, owner: type[Any]) -> Any:
+            """On a task class: the Parameter; on a task: its value."""
+
     type_name = "int"
 
     def parse(self, s: str) -> int:
@@ -257,11 +287,21 @@ class IntParameter(Parameter):
         return _coerce_int(value)
 
     def next_in_enumeration(self, value: Any) -> int:
-        return value + 1
+        following: int = value + 1
+        return following
 
 
 class FloatParameter(Parameter):
     """A float; NaN is rejected because it is not equal to itself."""
+
+    if TYPE_CHECKING:  # a task sets values in its instance dict; this only tells the checker
+
+        @overload
+        def __get__(self, instance: None, owner: type[Any]) -> Self: ...
+        @overload
+        def __get__(self, instance: object, owner: type[Any]) -> float: ...
+        def __get__(self, instance: object, owner: type[Any]) -> Any:
+            """On a task class: the Parameter; on a task: its value."""
 
     type_name = "float"
 
@@ -277,6 +317,15 @@ class FloatParameter(Parameter):
 
 class BoolParameter(Parameter):
     """True or False; `--flag` alone on a command line means True."""
+
+    if TYPE_CHECKING:  # a task sets values in its instance dict; this only tells the checker
+
+        @overload
+        def __get__(self, instance: None, owner: type[Any]) -> Self: ...
+        @overload
+        def __get__(self, instance: object, owner: type[Any]) -> bool: ...
+        def __get__(self, instance: object, owner: type[Any]) -> Any:
+            """On a task class: the Parameter; on a task: its value."""
 
     type_name = "bool"
     takes_value = False
@@ -305,20 +354,47 @@ class BoolParameter(Parameter):
         _fail("bool", value, "True or False")
 
 
-class OptionalIntParameter(_OptionalMixin, IntParameter):
+class OptionalIntParameter(_OptionalMixin, IntParameter):  # type: ignore[override]
     """An integer or None."""
+
+    if TYPE_CHECKING:  # a task sets values in its instance dict; this only tells the checker
+
+        @overload  # type: ignore[override]  # None is a value of an optional parameter
+        def __get__(self, instance: None, owner: type[Any]) -> Self: ...
+        @overload
+        def __get__(self, instance: object, owner: type[Any]) -> int | None: ...
+        def __get__(self, instance: object, owner: type[Any]) -> Any:
+            """On a task class: the Parameter; on a task: its value."""
 
     expected_type = int
 
 
-class OptionalFloatParameter(_OptionalMixin, FloatParameter):
+class OptionalFloatParameter(_OptionalMixin, FloatParameter):  # type: ignore[override]
     """A float or None."""
+
+    if TYPE_CHECKING:  # a task sets values in its instance dict; this only tells the checker
+
+        @overload  # type: ignore[override]  # None is a value of an optional parameter
+        def __get__(self, instance: None, owner: type[Any]) -> Self: ...
+        @overload
+        def __get__(self, instance: object, owner: type[Any]) -> float | None: ...
+        def __get__(self, instance: object, owner: type[Any]) -> Any:
+            """On a task class: the Parameter; on a task: its value."""
 
     expected_type = (int, float)
 
 
-class OptionalBoolParameter(_OptionalMixin, BoolParameter):
+class OptionalBoolParameter(_OptionalMixin, BoolParameter):  # type: ignore[override]
     """True, False or None."""
+
+    if TYPE_CHECKING:  # a task sets values in its instance dict; this only tells the checker
+
+        @overload  # type: ignore[override]  # None is a value of an optional parameter
+        def __get__(self, instance: None, owner: type[Any]) -> Self: ...
+        @overload
+        def __get__(self, instance: object, owner: type[Any]) -> bool | None: ...
+        def __get__(self, instance: object, owner: type[Any]) -> Any:
+            """On a task class: the Parameter; on a task: its value."""
 
     expected_type = bool
 
@@ -452,6 +528,15 @@ class ChoiceListParameter(Parameter):
 class StrParameter(Parameter):
     """A string; other types are rejected (Luigi's StrParameter)."""
 
+    if TYPE_CHECKING:  # a task sets values in its instance dict; this only tells the checker
+
+        @overload
+        def __get__(self, instance: None, owner: type[Any]) -> Self: ...
+        @overload
+        def __get__(self, instance: object, owner: type[Any]) -> str: ...
+        def __get__(self, instance: object, owner: type[Any]) -> Any:
+            """On a task class: the Parameter; on a task: its value."""
+
     def _coerce(self, value: Any) -> Any:
         if not isinstance(value, str):
             _fail("string", value, "a string")
@@ -494,7 +579,8 @@ class EnumParameter(Parameter):
         return self._member(s)
 
     def serialize(self, value: Any) -> str:
-        return value.name
+        name: str = value.name
+        return name
 
     def _coerce(self, value: Any) -> Any:
         return self._check_member(value)
@@ -658,6 +744,15 @@ class TupleParameter(ListParameter):
 class DictParameter(_SchemaMixin, Parameter):
     """A JSON object; the value is a FrozenOrderedDict with nested values frozen."""
 
+    if TYPE_CHECKING:  # a task sets values in its instance dict; this only tells the checker
+
+        @overload
+        def __get__(self, instance: None, owner: type[Any]) -> Self: ...
+        @overload
+        def __get__(self, instance: object, owner: type[Any]) -> FrozenOrderedDict: ...
+        def __get__(self, instance: object, owner: type[Any]) -> Any:
+            """On a task class: the Parameter; on a task: its value."""
+
     type_name = "JSON object"
 
     def parse(self, s: str) -> FrozenOrderedDict:
@@ -675,20 +770,29 @@ class DictParameter(_SchemaMixin, Parameter):
         return frozen
 
 
-class OptionalListParameter(_OptionalMixin, ListParameter):
+class OptionalListParameter(_OptionalMixin, ListParameter):  # type: ignore[override]
     """A JSON list or None."""
 
     expected_type = (list, tuple)
 
 
-class OptionalTupleParameter(_OptionalMixin, TupleParameter):
+class OptionalTupleParameter(_OptionalMixin, TupleParameter):  # type: ignore[override]
     """A JSON list (or Python tuple literal) or None."""
 
     expected_type = (list, tuple)
 
 
-class OptionalDictParameter(_OptionalMixin, DictParameter):
+class OptionalDictParameter(_OptionalMixin, DictParameter):  # type: ignore[override]
     """A JSON object or None."""
+
+    if TYPE_CHECKING:  # a task sets values in its instance dict; this only tells the checker
+
+        @overload  # type: ignore[override]  # None is a value of an optional parameter
+        def __get__(self, instance: None, owner: type[Any]) -> Self: ...
+        @overload
+        def __get__(self, instance: object, owner: type[Any]) -> FrozenOrderedDict | None: ...
+        def __get__(self, instance: object, owner: type[Any]) -> Any:
+            """On a task class: the Parameter; on a task: its value."""
 
     expected_type = Mapping
 
@@ -725,12 +829,21 @@ class PathParameter(Parameter):
         return path
 
 
-class OptionalPathParameter(_OptionalMixin, PathParameter):
+class OptionalPathParameter(_OptionalMixin, PathParameter):  # type: ignore[override]
     """A filesystem path or None."""
 
 
 class TaskParameter(Parameter):
     """A Task class, written by its family name."""
+
+    if TYPE_CHECKING:  # a task sets values in its instance dict; this only tells the checker
+
+        @overload
+        def __get__(self, instance: None, owner: type[Any]) -> Self: ...
+        @overload
+        def __get__(self, instance: object, owner: type[Any]) -> type[Task]: ...
+        def __get__(self, instance: object, owner: type[Any]) -> Any:
+            """On a task class: the Parameter; on a task: its value."""
 
     type_name = "task family"
 
@@ -740,7 +853,8 @@ class TaskParameter(Parameter):
         return get_task_cls(s)
 
     def serialize(self, value: Any) -> str:
-        return value.get_task_family()
+        family: str = value.get_task_family()
+        return family
 
     def _coerce(self, value: Any) -> type:
         if isinstance(value, type) and hasattr(value, "get_task_family"):
@@ -854,7 +968,8 @@ class DateIntervalParameter(Parameter):
         return date_interval.parse(s)
 
     def serialize(self, value: Any) -> str:
-        return value.to_string()
+        text: str = value.to_string()
+        return text
 
     def _coerce(self, value: Any) -> date_interval.DateInterval:
         if isinstance(value, date_interval.DateInterval):

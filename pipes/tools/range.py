@@ -299,7 +299,8 @@ class RangeBase(WrapperTask):
     def range_report(self) -> RangeReport:
         """What a fresh check finds: counts and the oldest gap (for scripts and monitoring)."""
         self.requires()
-        return self.__dict__["_range_report"]
+        report: RangeReport = self.__dict__["_range_report"]
+        return report
 
 
 def _shift(now: dt.datetime, **delta: int) -> dt.datetime:
