@@ -575,12 +575,14 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     except Exception:  # a bug in pipes: the traceback is what a report needs
         traceback.print_exc()
         sys.exit(_retcode(ExitCode.ERROR))
-    reply = outcome if isinstance(outcome, Reply) else None
     try:
-        print(reply.text if reply else outcome.summary_text(), end="" if reply else "\n")
+        if isinstance(outcome, Reply):
+            print(outcome.text, end="")
+        else:
+            print(outcome.summary_text())
     except BrokenPipeError:  # `pipes ... | head`: the reader left; the exit code still counts
-        sys.stdout = None  # type: ignore[assignment]
-    sys.exit(reply.exit_code if reply else outcome.exit_code)
+        sys.stdout = None
+    sys.exit(outcome.exit_code)
 
 
 def _retcode(code: int) -> int:

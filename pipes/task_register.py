@@ -16,7 +16,7 @@ from pipes.exceptions import UnknownTaskError
 if TYPE_CHECKING:
     from pipes.task import Task
 
-_registry: dict[str, list[type]] = {}
+_registry: dict[str, list[type[Task]]] = {}
 _namespaces: dict[str, str | None] = {}
 _cache = {"enabled": True}  # Register.disable_instance_cache() turns it off for the process
 
@@ -67,7 +67,8 @@ class Register(abc.ABCMeta):
     def __new__(
         mcs, name: str, bases: tuple[type, ...], namespace: dict[str, Any], **kwargs: Any
     ) -> Register:
-        cls = super().__new__(mcs, name, bases, namespace, **kwargs)
+        # Any: the class is a Task class, whose classmethods the metaclass cannot name
+        cls: Any = super().__new__(mcs, name, bases, namespace, **kwargs)
         if "task_namespace" not in namespace:
             cls._namespace_at_class_time = _default_namespace(cls.__module__)
         cls._instance_cache = {}
@@ -78,27 +79,31 @@ class Register(abc.ABCMeta):
             family = cls.get_task_family()
             same = [c for c in _registry.get(family, []) if _qualname(c) != _qualname(cls)]
             _registry[family] = [*same, cls]
-        return cls
+        created: Register = cls
+        return created
 
-    def __call__(cls, *args: Any, **kwargs: Any) -> Task:
+    def __call__(cls: Any, *args: Any, **kwargs: Any) -> Task:  # Any: a Task class
         values = cls.resolve_param_values(args, kwargs)
-        key = tuple(values.values())
+        key: tuple[Any, ...] | None = tuple(values.values())
         try:
             cached = cls._instance_cache.get(key)
         except TypeError:  # an unhashable value: no caching for this one
             cached, key = None, None
         if cached is not None and _cache["enabled"]:
-            return cached
-        instance = cls.__new__(cls)
+            found: Task = cached
+            return found
+        instance: Task = cls.__new__(cls)
         instance._set_param_values(values)
-        instance.__init__(*args, **kwargs)
+        instance.__init__(*args, **kwargs)  # type: ignore[misc]  # as type.__call__ does
         if key is not None and _cache["enabled"]:
             cls._instance_cache[key] = instance
         return instance
 
     def clear_instance_cache(cls: Register | None = None) -> None:
         """Forget cached instances of this class, or, called on Register, of every class."""
-        classes = [cls] if cls is not None else [c for cs in _registry.values() for c in cs]
+        classes: list[Any] = [cls]
+        if cls is None:
+            classes = [c for cs in _registry.values() for c in cs]
         for klass in classes:
             klass._instance_cache = {}
 
@@ -109,7 +114,7 @@ class Register(abc.ABCMeta):
         Register.clear_instance_cache()
 
     @staticmethod
-    def get_task_cls(name: str) -> type:
+    def get_task_cls(name: str) -> type[Task]:
         """The task class registered under `name` (see get_task_cls)."""
         return get_task_cls(name)
 
@@ -132,7 +137,7 @@ def _is_hidden(cls: type) -> bool:
     return cls.__dict__.get("_visible_in_registry", True) is False
 
 
-def get_task_cls(name: str) -> type:
+def get_task_cls(name: str) -> type[Task]:
     """The task class registered under `name`; UnknownTaskError (with suggestions) otherwise."""
     classes = _registry.get(name)
     if not classes:
@@ -149,10 +154,9 @@ def load_task(module: str | None, task_name: str, params_str: dict[str, str]) ->
     """The task of family task_name with serialised params, importing module first if given."""
     if module is not None:
         importlib.import_module(module)
-    cls: Any = get_task_cls(task_name)
-    return cls.from_str_params(params_str)
+    return get_task_cls(task_name).from_str_params(params_str)
 
 
-def all_task_classes() -> list[type]:
+def all_task_classes() -> list[type[Task]]:
     """The most recent class of every registered family."""
     return [classes[-1] for classes in _registry.values()]

@@ -50,6 +50,9 @@ class SchedulerAPI(Protocol):
     def set_task_field(self, task_id: str, name: str, value: Any) -> None:
         """Set a running task's status_message, progress_percentage or tracking_url."""
 
+    def call(self, method: str, **body: Any) -> dict[str, Any]:
+        """Run one RPC method and return its JSON reply (for the methods without a wrapper)."""
+
 
 class SchedulerClient(ABC):
     """The SchedulerAPI's typed methods, each one RPC through `call`."""
@@ -75,7 +78,8 @@ class SchedulerClient(ABC):
         body: dict[str, Any] = {"worker": worker}
         if running is not None:
             body["running"] = running
-        return self.call("get_work", **body)["task"]
+        task: dict[str, Any] | None = self.call("get_work", **body)["task"]
+        return task
 
     def get_work_batch(
         self, worker: str, running: list[str], reports: list[dict[str, Any]], max_tasks: int
@@ -84,7 +88,8 @@ class SchedulerClient(ABC):
         reply = self.call(
             "get_work", worker=worker, running=running, reports=reports, max_tasks=max_tasks
         )
-        return reply["tasks"]
+        tasks: list[dict[str, Any]] = reply["tasks"]
+        return tasks
 
     def outlook(self, worker: str) -> dict[str, int]:
         """Counts of this worker's tasks by state."""

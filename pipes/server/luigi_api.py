@@ -11,7 +11,7 @@ Differs from luigi: batching (add_task_batcher) and scheduler messages are accep
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,7 +33,7 @@ class LuigiMethod:
     must be given (not null), and whether it only reads (GET is allowed then)."""
 
     handler: Callable[..., Any]
-    fields: dict[str, tuple[type, ...]]
+    fields: Mapping[str, tuple[type, ...]]
     required: tuple[str, ...] = ()
     reads: bool = False
 

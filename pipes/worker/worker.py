@@ -393,7 +393,8 @@ class Work:
     @property
     def task_id(self) -> str:
         """The scheduler id of the task (a batch's lead)."""
-        return self.reply["task_id"]
+        task_id: str = self.reply["task_id"]
+        return task_id
 
     @property
     def batch(self) -> dict[str, Any] | None:
