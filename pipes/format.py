@@ -73,7 +73,7 @@ class TextFormat(Format):
 
     def pipe_reader(self, input_stream: IO[bytes]) -> IO[Any]:
         return io.TextIOWrapper(
-            input_stream,  # type: ignore[arg-type]
+            input_stream,
             encoding=self.encoding,
             errors=self.errors,
             newline=self.newline,
@@ -81,7 +81,7 @@ class TextFormat(Format):
 
     def pipe_writer(self, output_stream: IO[bytes]) -> IO[Any]:
         return io.TextIOWrapper(
-            output_stream,  # type: ignore[arg-type]
+            output_stream,
             encoding=self.encoding,
             errors=self.errors,
             newline=self.newline,
@@ -115,7 +115,7 @@ class _OwningBZ2File(bz2.BZ2File):
 
     def __init__(self, inner: IO[bytes], mode: str, level: int) -> None:
         self._inner = inner
-        super().__init__(inner, mode=mode, compresslevel=level)
+        super().__init__(inner, mode=mode, compresslevel=level)  # type: ignore[call-overload]
 
     def close(self) -> None:
         try:
@@ -131,10 +131,11 @@ class GzipFormat(Format):
         self.compression_level = compression_level
 
     def pipe_reader(self, input_stream: IO[bytes]) -> IO[Any]:
-        return _OwningGzipFile(input_stream, "rb", self.compression_level)
+        # a GzipFile is an io.BufferedIOBase, which typeshed does not count as typing.IO
+        return _OwningGzipFile(input_stream, "rb", self.compression_level)  # type: ignore[return-value]
 
     def pipe_writer(self, output_stream: IO[bytes]) -> IO[Any]:
-        return _OwningGzipFile(output_stream, "wb", self.compression_level)
+        return _OwningGzipFile(output_stream, "wb", self.compression_level)  # type: ignore[return-value]
 
     def __repr__(self) -> str:
         return "Gzip"
@@ -158,6 +159,8 @@ class Bzip2Format(Format):
 
 class ChainFormat(Format):
     """Formats applied in order from the user side to storage; adjacent kinds must match."""
+
+    formats: tuple[Format, ...]
 
     def __init__(self, *formats: Format) -> None:
         flat: list[Format] = []

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from pipes.exceptions import ParameterError
 
@@ -51,7 +51,7 @@ class Unit(NamedTuple):  # not a dataclass: dataclasses costs `import pipes` ~7 
         try:
             if m is None:
                 raise ValueError(s)
-            fields = {k: int(v) for k, v in m.groupdict().items() if v is not None}
+            fields: dict[str, Any] = {k: int(v) for k, v in m.groupdict().items() if v is not None}
             value = dt.datetime(fields.pop("year"), fields.pop("month", 1), fields.pop("day", 1))
             return self.from_index(self.to_index(value.replace(**fields)))
         except ValueError as err:

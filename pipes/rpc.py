@@ -133,7 +133,8 @@ class RemoteScheduler(SchedulerClient):
         data = json.dumps(body, separators=(",", ":")).encode()
         path = API_PREFIX + method
         status, payload = self._send("POST", path, data, self.retry.deadline, RETRIED_STATUSES)
-        return json.loads(_check(status, payload, self.url + path))
+        reply: dict[str, Any] = json.loads(_check(status, payload, self.url + path))
+        return reply
 
     def check(self, deadline: float = 5.0) -> None:
         """Fail fast with SchedulerUnavailable when nothing answers /health.

@@ -98,7 +98,8 @@ class Shared:
     """
 
     def __init__(self) -> None:
-        import _multiprocessing  # noqa: PLC0415 -- only a worker with children needs it
+        # no stubs: a private CPython module; lazy: only a worker with children needs it
+        import _multiprocessing  # type: ignore[import-not-found]  # noqa: PLC0415
 
         self._memory = mmap.mmap(-1, _FIELDS.size)  # anonymous and shared across fork
         name = f"/pipes-{os.getpid()}-{next(_names)}"
@@ -106,7 +107,8 @@ class Shared:
         self._worker_pid = os.getpid()
 
     def _get(self, index: int) -> int:
-        return struct.unpack_from("<q", self._memory, index * 8)[0]
+        value: int = struct.unpack_from("<q", self._memory, index * 8)[0]
+        return value
 
     def _set(self, index: int, value: int) -> None:
         struct.pack_into("<q", self._memory, index * 8, value)
