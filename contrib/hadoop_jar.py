@@ -59,7 +59,7 @@ class HadoopJarJobTask(ExternalProgramTask):
         """hadoop jar JAR [MAIN] [-D k=v ...] ARGS, with temporary paths for outputs."""
         command = [*self.hadoop_command(), "jar", self.jar()]
         if self.main():
-            command.append(self.main())
+            command.append(self.main())  # type: ignore[arg-type]  # not None: checked above
         for setting in self.jobconfs():
             command += ["-D", setting]
         temp = self.__dict__.get("_temp_paths", {})

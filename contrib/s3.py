@@ -208,7 +208,7 @@ class S3Client(FileSystem):
             s3={"addressing_style": opts.get("addressing_style", "path")},
             max_pool_connections=32,
         )
-        creds = {
+        creds: dict[str, str] = {
             k: opts[k]
             for k in ("aws_access_key_id", "aws_secret_access_key", "aws_session_token")
             if k in opts
@@ -237,7 +237,7 @@ class S3Client(FileSystem):
         }
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and other.options == self.options  # type: ignore[attr-defined]
+        return type(other) is type(self) and other.options == self.options
 
     def __hash__(self) -> int:
         return hash((type(self), tuple(sorted(self.options.items()))))
@@ -266,7 +266,8 @@ class S3Client(FileSystem):
     def _head(self, bucket: str, key: str) -> dict[str, Any] | None:
         with s3_errors("check", _join(bucket, key)):
             try:
-                return self.s3.head_object(Bucket=bucket, Key=key)
+                head: dict[str, Any] = self.s3.head_object(Bucket=bucket, Key=key)
+                return head
             except bce.ClientError as err:
                 code = str(err.response.get("Error", {}).get("Code"))
                 if code in ("404", "NoSuchKey", "NotFound"):
@@ -284,7 +285,8 @@ class S3Client(FileSystem):
                 reply = self.s3.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1)
         except TargetNotFound:  # no bucket: nothing in it exists (a read would say why)
             return False
-        return reply.get("KeyCount", 0) > 0
+        count: int = reply.get("KeyCount", 0)
+        return count > 0
 
     def exists_many(self, paths: Iterable[str]) -> dict[str, bool]:
         """exists() for many paths with one paginated, delimited listing per prefix."""

@@ -404,9 +404,10 @@ def unknown_settings(config: Config, families: dict[str, set[str]] | None) -> li
     None (pipesd, which loads no tasks) checks only pipes' own sections.
     """
     known = {name: set(options) for name, options in KNOWN_OPTIONS.items()}
-    for name, options in (families or {}).items():
-        known.setdefault(name, set()).update(options)
-    messages, luigi = [], []
+    for name, reads in (families or {}).items():
+        known.setdefault(name, set()).update(reads)
+    messages: list[str] = []
+    luigi: list[str] = []
     for section, options in config.sections().items():
         if section in OPEN_SECTIONS or (families is None and section not in known):
             continue

@@ -183,7 +183,7 @@ class MockTarget(FileSystemTarget):
     `MockTarget.fs` is the one process-wide MockFileSystem, on the class as in Luigi.
     """
 
-    fs: ClassVar[MockFileSystem] = _FS  # type: ignore[misc]
+    fs: ClassVar[MockFileSystem] = _FS
 
     def __init__(
         self,

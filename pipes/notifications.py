@@ -359,7 +359,8 @@ class Notifier:
             return
         for mail in digest_mails(email, alerts):
             self._guarded(
-                f"mail to {', '.join(mail.recipients)}", lambda m=mail: send_mail(email, m)
+                f"mail to {', '.join(mail.recipients)}",
+                lambda m=mail: send_mail(email, m),  # type: ignore[misc]
             )
 
     def _guarded(self, what: str, send: Callable[[], None]) -> None:

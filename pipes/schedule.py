@@ -94,7 +94,8 @@ class Schedule:
 
     def next_after(self, job: Job, when: dt.datetime) -> dt.datetime:
         """The first time after `when` that the job's cron expression matches."""
-        return next(iter(_cronsim().CronSim(job.cron, when)))
+        following: dt.datetime = next(iter(_cronsim().CronSim(job.cron, when)))
+        return following
 
 
 def _text(value: object) -> str:

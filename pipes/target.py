@@ -286,7 +286,7 @@ class FileSystemTarget(Target):
         return f"{type(self).__name__}({self.path!r})"
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and other.path == self.path  # type: ignore[attr-defined]
+        return type(other) is type(self) and other.path == self.path
 
     def __hash__(self) -> int:
         return hash((type(self), self.path))

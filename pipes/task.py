@@ -156,7 +156,8 @@ class Task(metaclass=Register):
     def get_task_namespace(cls) -> str | None:
         """The namespace prefixed to the family name, if any."""
         if "task_namespace" in cls.__dict__:
-            return cls.__dict__["task_namespace"]
+            declared: str | None = cls.__dict__["task_namespace"]
+            return declared
         if cls._namespace_at_class_time is not None:
             return cls._namespace_at_class_time
         return cls.task_namespace
@@ -391,7 +392,8 @@ class MixinNaiveBulkComplete:
     @classmethod
     def bulk_complete(cls, parameter_tuples: Iterable[Any]) -> list[Any]:
         """The subset of parameter_tuples whose tasks are complete."""
-        return Task.bulk_complete.__func__(cls, parameter_tuples)  # type: ignore[attr-defined]
+        done: list[Any] = Task.bulk_complete.__func__(cls, parameter_tuples)  # type: ignore[attr-defined]
+        return done
 
 
 class WrapperTask(Task):

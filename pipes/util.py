@@ -59,7 +59,7 @@ class requires:  # noqa: N801 -- luigi's decorator name
         def requires_(task: Task) -> Any:
             return task.clone_parent() if single else task.clone_parents()  # type: ignore[attr-defined]
 
-        cls.requires = requires_  # type: ignore[method-assign]
+        cls.requires = requires_  # type: ignore[method-assign, assignment]
         return cls
 
 
@@ -84,7 +84,7 @@ def copies(task_cls: type[Task]) -> Callable[[type[Task]], type[Task]]:
                 for line in reader:
                     writer.write(line)
 
-        cls.run = run  # type: ignore[method-assign]
+        cls.run = run  # type: ignore[method-assign, assignment]
         return cls
 
     return wrap
@@ -110,8 +110,8 @@ def delegates(task_that_delegates: type[Task]) -> type[Task]:
             sub.run()
         return own_run(task)
 
-    task_that_delegates.deps = deps  # type: ignore[method-assign]
-    task_that_delegates.run = run  # type: ignore[method-assign]
+    task_that_delegates.deps = deps  # type: ignore[method-assign, assignment]
+    task_that_delegates.run = run  # type: ignore[method-assign, assignment]
     return task_that_delegates
 
 

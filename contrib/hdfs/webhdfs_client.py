@@ -58,7 +58,7 @@ class WebHdfsClient(HdfsFileSystem):
         return found
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and other.config == self.config  # type: ignore[attr-defined]
+        return type(other) is type(self) and other.config == self.config
 
     def __hash__(self) -> int:
         return hash((type(self), self.config))
@@ -91,7 +91,10 @@ class WebHdfsClient(HdfsFileSystem):
         return self._call("stat", path, lambda: self.client.status(hdfs_path(path)))
 
     def _status_or_none(self, path: str) -> dict[str, Any] | None:
-        return self._call("check", path, lambda: self.client.status(hdfs_path(path), strict=False))
+        found: dict[str, Any] | None = self._call(
+            "check", path, lambda: self.client.status(hdfs_path(path), strict=False)
+        )
+        return found
 
     def exists(self, path: str) -> bool:
         return self._status_or_none(path) is not None
@@ -197,7 +200,11 @@ class WebHdfsClient(HdfsFileSystem):
         perm = str(permissions).lstrip("0") or "0"
         paths = [path, *(self.listdir(path, recursive=True) if recursive else [])]
         for item in paths:
-            self._call("chmod", item, lambda i=item: self.client.set_permission(hdfs_path(i), perm))
+            self._call(
+                "chmod",
+                item,
+                lambda i=item: self.client.set_permission(hdfs_path(i), perm),  # type: ignore[misc]
+            )
 
     def chown(
         self, path: str, owner: str | None, group: str | None = None, recursive: bool = False
@@ -208,7 +215,9 @@ class WebHdfsClient(HdfsFileSystem):
             self._call(
                 "chown",
                 item,
-                lambda i=item: self.client.set_owner(hdfs_path(i), owner=owner, group=group),
+                lambda i=item: self.client.set_owner(  # type: ignore[misc]
+                    hdfs_path(i), owner=owner, group=group
+                ),
             )
 
     # -- data -----------------------------------------------------------------------------
@@ -250,7 +259,7 @@ class WebHdfsClient(HdfsFileSystem):
     def open_read(self, path: str) -> IO[bytes]:
         manager = self.client.read(hdfs_path(path))
         raw = self._call("read", path, manager.__enter__)
-        return _Reader(raw, manager, path)
+        return _Reader(raw, manager, path)  # type: ignore[return-value]  # a BufferedIOBase
 
 
 class _Reader(io.BufferedIOBase):

@@ -64,7 +64,7 @@ def _map_of(kind: type, minimum: int | None = None) -> Callable[[str, Any], dict
         for key, item in value.items():
             if not isinstance(key, str) or not isinstance(item, kind) or isinstance(item, bool):
                 raise BadRequest(f"task field {name!r} must map strings to {kind.__name__}")
-            if minimum is not None and item < minimum:
+            if minimum is not None and item < minimum:  # type: ignore[operator]  # int, with minimum
                 raise BadRequest(f"task field {name!r}: {key} must be >= {minimum}, got {item}")
         return value
 

@@ -48,10 +48,11 @@ def task_list(
     limit = max(0, min(query.limit, MAX_PAGE))
     offset = max(0, query.offset)
     if query.status == UPSTREAM_FAILED:
-        ids: set[str] | None = upstream_failed(core, clock)
+        failed = upstream_failed(core, clock)
         if query.family is not None:
-            ids = ids & core.index.by_family.get(query.family, set())
-        statuses = {Status.PENDING}
+            failed = failed & core.index.by_family.get(query.family, set())
+        ids: set[str] | None = failed
+        statuses: set[Status] | None = {Status.PENDING}
     else:
         status = Status(query.status) if query.status is not None else None
         ids = core.index.ids(status, query.family)
@@ -129,7 +130,10 @@ def upstream_failed(core: Scheduler, clock: Callable[[], float] | None = None) -
     The walk visits only the failed tasks' pending dependents, and its answer is reused
     until some task changes status.
     """
-    return core.index.cached("upstream_failed", lambda: _upstream_failed(core), clock=clock)
+    failed: set[str] = core.index.cached(
+        "upstream_failed", lambda: _upstream_failed(core), clock=clock
+    )
+    return failed
 
 
 def _upstream_failed(core: Scheduler) -> set[str]:

@@ -243,7 +243,7 @@ class CappedHTTPServer(tornado.httpserver.HTTPServer):
     def _idle(self, stream: object) -> None:
         """A request was read (or its connection closed): the idle clock starts again."""
         if self._busy.pop(stream, None) is not None and stream in self._opened:
-            self._opened[stream] = time.monotonic()  # type: ignore[index]
+            self._opened[stream] = time.monotonic()
 
     def _sweep(self) -> None:
         """Close connections past their deadline: first headers, a body, or idling."""

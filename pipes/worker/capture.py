@@ -108,7 +108,7 @@ class TailCapture:
     def __enter__(self) -> Tail:
         tail = self._handler.tail = Tail()
         stdout, stderr = self._streams = sys.stdout, sys.stderr
-        sys.stdout, sys.stderr = _Tee(stdout, tail), _Tee(stderr, tail)  # type: ignore[assignment]
+        sys.stdout, sys.stderr = _Tee(stdout, tail), _Tee(stderr, tail)
         logging.root.addHandler(self._handler)
         return tail
 
