@@ -24,8 +24,11 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(VENV)/bin/python benchmarks/local_dag.py --shape wide --n 5000
 
+# What CI checks before the tests: lint everywhere, strict types on pipes/ and contrib/
+# (mypy reads its settings and file list from pyproject.toml).
 lint: $(STAMP)
 	$(VENV)/bin/ruff check pipes contrib tests benchmarks examples
+	$(VENV)/bin/mypy
 
 clean:
 	rm -rf $(VENV) data build *.egg-info
