@@ -1,4 +1,5 @@
-"""Shared fixtures: files written into a test's tmp_path, and the real `pipes` command run there."""
+"""Shared fixtures: files written into a test's tmp_path, the real `pipes` command run there, a
+fresh process-wide config; and the fixture modules every test file may use (pytest_plugins)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,41 @@ import sys
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
+if TYPE_CHECKING:
+    from pipes.config import Config
+
 PIPES_SCRIPT = Path(sys.executable).parent / "pipes"
+
+# Fixture modules, registered once here rather than star-imported by each test file.
+pytest_plugins = ["pipesd_fixtures", "remote_fixtures", "luigi_fixtures", "status_fixtures"]
+
+
+@pytest.fixture
+def fresh_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No process-wide config loaded yet, in tmp_path, with no PIPES_/LUIGI_ config variables.
+
+    The first get_config() then reads only the files the test wrote; restored afterwards.
+    """
+    from pipes import config  # here, so collecting the tests does not load pipes
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("PIPES_CONFIG_PATH", raising=False)
+    monkeypatch.delenv("LUIGI_CONFIG_PATH", raising=False)
+    # the one place tests reach into config's module state: there is no public reset
+    monkeypatch.setattr(config, "_config", None)
+    monkeypatch.setattr(config, "_added_paths", [])
+
+
+@pytest.fixture
+def cfg(fresh_config: None) -> Config:
+    """The fresh process-wide config (empty: tmp_path holds no config file yet)."""
+    from pipes import config
+
+    return config.get_config()
 
 
 @pytest.fixture

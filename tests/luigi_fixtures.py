@@ -169,4 +169,3 @@ def luigi_summary_ok(output: str) -> bool:
     return "This progress looks :) because there were no failed tasks" in output
 
 
-__all__ = ["luigi_venv", "start_luigi"]

@@ -26,8 +26,6 @@ import pytest
 
 from pipes.rpc import RemoteScheduler, RetryPolicy
 
-__all__ = ["flows", "pipesd", "pipesd_factory", "start_worker"]  # the fixtures, for `import *`
-
 BIN = Path(sys.executable).parent
 PIPESD_SCRIPT = BIN / "pipesd"
 PIPES_SCRIPT = BIN / "pipes"
@@ -515,14 +513,19 @@ def start_worker(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
             worker.proc.wait(10)
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float = 30.0, what: str = "") -> None:
-    """Poll until predicate() is true; fail naming `what` after `timeout` seconds."""
+def wait_for(
+    predicate: Callable[[], bool], timeout: float = 30.0, what: str = "", fail: bool = True
+) -> bool:
+    """Poll until predicate() is true (then True); after `timeout` seconds fail naming `what`,
+    or, with fail=False (inside a task, where giving up is an outcome), return False."""
     give_up = time.monotonic() + timeout
     while time.monotonic() < give_up:
         if predicate():
-            return
-        time.sleep(0.05)
-    pytest.fail(f"timed out after {timeout}s waiting for {what or predicate}")
+            return True
+        time.sleep(0.05)  # the poll interval
+    if fail:
+        pytest.fail(f"timed out after {timeout}s waiting for {what or predicate}")
+    return False
 
 
 def run_counts(log: Path) -> dict[str, list[str]]:

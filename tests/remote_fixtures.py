@@ -17,8 +17,6 @@ from pathlib import Path
 import pytest
 from pipesd_fixtures import port_is_free
 
-__all__ = ["hadoop_cli", "hdfs_server", "s3_server"]  # the fixtures, for `import *`
-
 REPO = Path(__file__).resolve().parent.parent
 SERVICES = Path(os.environ.get("PIPES_SERVICES", REPO.parent / "shared" / "services"))
 HINT = "run `bash .ci/run` once, or install Java 17 (apt-get install openjdk-17-jdk-headless)"

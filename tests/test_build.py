@@ -2,33 +2,17 @@
 
 import sys
 import time
-from pathlib import Path
 
 import pytest
+from pipesd_fixtures import wait_for
 
 import pipes
-from pipes import config as pipes_config
 from pipes.exceptions import UsageError
 from pipes.scheduler.local import LocalScheduler
 from pipes.target import TEMP_MARKER
 from pipes.worker.worker import Worker, WorkerOptions
 
-
-@pytest.fixture(autouse=True)
-def cfg(monkeypatch):
-    """An empty process config for each test (no pipes.cfg from the cwd), restored afterwards."""
-    monkeypatch.setattr(pipes_config, "_config", pipes_config.Config())
-    return pipes_config.get_config()
-
-
-def wait_for(path, timeout=10.0):
-    """True once `path` exists; False after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not Path(path).exists():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.005)
-    return True
+pytestmark = pytest.mark.usefixtures("fresh_config")  # an empty config, in tmp_path
 
 
 def write(target, text="ok"):
@@ -124,7 +108,7 @@ def test_build_reads_worker_count_from_config_when_not_given(tmp_path, cfg):
 
         def run(self):
             (tmp_path / f"cfg{self.n}.start").write_text("")
-            ok = wait_for(tmp_path / f"cfg{1 - self.n}.start", timeout=5)
+            ok = wait_for((tmp_path / f"cfg{1 - self.n}.start").exists, timeout=5, fail=False)
             (tmp_path / f"cfg{self.n}.ok").write_text(str(ok))  # run() is in a child process
             write(self.output())
 
@@ -496,7 +480,7 @@ def test_build_overlaps_tasks_sharing_a_resource_when_config_allows_two(tmp_path
 
         def run(self):
             (tmp_path / f"db2-{self.n}.start").write_text("")
-            ok = wait_for(tmp_path / f"db2-{1 - self.n}.start", timeout=5)
+            ok = wait_for((tmp_path / f"db2-{1 - self.n}.start").exists, timeout=5, fail=False)
             (tmp_path / f"db2-{self.n}.ok").write_text(str(ok))  # run() is in a child process
             write(self.output())
 
@@ -518,7 +502,8 @@ def test_build_runs_two_tasks_at_once_when_workers_is_two(tmp_path):
         def run(self):
             (tmp_path / f"s{self.n}.start").write_text(repr(time.time()))
             # returns as soon as the other task has started, so it never waits when parallel
-            peer_started = wait_for(tmp_path / f"s{1 - self.n}.start", timeout=5)
+            peer = tmp_path / f"s{1 - self.n}.start"
+            peer_started = wait_for(peer.exists, timeout=5, fail=False)
             time.sleep(0.05)
             (tmp_path / f"s{self.n}.end").write_text(repr(time.time()))
             if peer_started:

@@ -12,14 +12,6 @@ from pipes.exceptions import ConfigError
 from pipes.exit_codes import ExitCode
 
 
-@pytest.fixture
-def fresh_config(monkeypatch, tmp_path):
-    """Run in tmp_path with no PIPES_* variables and no process-wide config loaded yet."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("PIPES_CONFIG_PATH", raising=False)
-    monkeypatch.setattr(config, "_config", None)
-
-
 def read(*paths):
     return Config().read(paths)
 

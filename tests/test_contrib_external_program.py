@@ -8,7 +8,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-from pipesd_fixtures import *  # noqa: F403 -- the fixtures: pipesd, start_worker
 from pipesd_fixtures import pid_alive, wait_for
 
 from pipes.exit_codes import ExitCode

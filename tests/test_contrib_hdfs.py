@@ -17,7 +17,6 @@ from pipes.contrib.hdfs import HdfsConfig, HdfsFlagTarget, HdfsTarget
 from pipes.contrib.hdfs.error import with_retries
 from pipes.contrib.hdfs.hadoopcli_clients import HdfsClient
 from pipes.contrib.hdfs.webhdfs_client import WebHdfsClient
-from remote_fixtures import *  # noqa: F403 -- the fixtures: hdfs_server, hadoop_cli
 
 from pipes.exceptions import (
     FileAlreadyExists,

@@ -17,9 +17,7 @@ from pathlib import Path
 
 import pytest
 from pipes.contrib.s3 import S3Client, S3FlagTarget, S3Target
-from pipesd_fixtures import *  # noqa: F403 -- the fixtures: pipesd, start_worker
 from pipesd_fixtures import WORKER_CONFIG, run_counts
-from remote_fixtures import *  # noqa: F403 -- the fixtures: s3_server, hdfs_server
 from remote_fixtures import S3Server, create_bucket
 
 from pipes.exceptions import (

@@ -19,9 +19,7 @@ from pathlib import Path
 import pytest
 from pipes.contrib.hdfs import HdfsConfig, HdfsTarget
 from pipes.contrib.hdfs.webhdfs_client import WebHdfsClient
-from pipesd_fixtures import *  # noqa: F403 -- the fixtures: pipesd, start_worker
 from pipesd_fixtures import pid_alive, wait_for
-from remote_fixtures import *  # noqa: F403 -- the fixtures: hdfs_server, hadoop_cli
 
 from pipes.exit_codes import ExitCode
 

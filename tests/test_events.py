@@ -6,7 +6,6 @@ import pytest
 
 import pipes
 from pipes import Event
-from pipes import config as pipes_config
 
 ALL_EVENTS = [
     Event.DEPENDENCY_DISCOVERED,
@@ -31,9 +30,7 @@ SHORT = {
 }
 
 
-@pytest.fixture(autouse=True)
-def cfg(monkeypatch):
-    monkeypatch.setattr(pipes_config, "_config", pipes_config.Config())
+pytestmark = pytest.mark.usefixtures("fresh_config")  # an empty config, in tmp_path
 
 
 def recording_base(tmp_path):

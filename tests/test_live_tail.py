@@ -5,7 +5,6 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
-from pipesd_fixtures import *  # noqa: F403 -- pipesd, start_worker
 from pipesd_fixtures import wait_for
 
 FLOW = '''

@@ -35,18 +35,6 @@ class Greet(pipes.Task):
 """
 
 
-@pytest.fixture
-def fresh_config(monkeypatch, tmp_path):
-    """In tmp_path, with no PIPES_/LUIGI_ config variables and no config loaded yet."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("PIPES_CONFIG_PATH", raising=False)
-    monkeypatch.delenv("LUIGI_CONFIG_PATH", raising=False)
-    monkeypatch.setattr(config, "_config", None)
-    monkeypatch.setattr(config, "_added_paths", [])
-    yield
-    config._config = None
-
-
 def luigi_free(env: dict[str, str] | None = None) -> dict[str, str]:
     """Extra variables for run_pipes: LUIGI_CONFIG_PATH unset unless given."""
     return {"LUIGI_CONFIG_PATH": "", **(env or {})}

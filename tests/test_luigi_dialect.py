@@ -14,9 +14,7 @@ import textwrap
 import urllib.parse
 from pathlib import Path
 
-from luigi_fixtures import *  # noqa: F403 -- the fixtures: luigi_venv, start_luigi
 from luigi_fixtures import luigi_summary_ok
-from pipesd_fixtures import *  # noqa: F403 -- the fixtures: pipesd_factory, start_worker
 from pipesd_fixtures import WORKER_CONFIG, clean_environment, http_request, run_counts, wait_for
 
 LUIGI_FLOWS = '''

@@ -12,7 +12,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from pipesd_fixtures import *  # noqa: F403 -- the fixtures: pipesd_factory
 from pipesd_fixtures import PIPESD_SCRIPT, WORKER_CONFIG, clean_environment, free_port
 
 from pipes import ExitCode

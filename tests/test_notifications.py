@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
-from pipesd_fixtures import *  # noqa: F403 -- the fixtures: pipesd_factory, start_worker
 from pipesd_fixtures import free_port, wait_for
 
 from pipes.exit_codes import ExitCode

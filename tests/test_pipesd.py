@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 
 import pytest
-from pipesd_fixtures import *  # noqa: F403 -- the fixtures: pipesd, pipesd_factory, flows, start_worker
 from pipesd_fixtures import (
     PIPESD_SCRIPT,
     Reply,

@@ -21,7 +21,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pipesd_fixtures import *  # noqa: F403 -- the fixtures: pipesd, pipesd_factory
 from pipesd_fixtures import Daemon, http_request, wait_for
 from status_fixtures import browser  # noqa: F401 -- the fixture
 

@@ -13,7 +13,6 @@ import os
 from pathlib import Path
 
 import pytest
-from pipesd_fixtures import *  # noqa: F403 -- the fixtures: pipesd_factory, start_worker
 from pipesd_fixtures import wait_for
 
 from pipes.exit_codes import ExitCode

@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from pipesd_fixtures import *  # noqa: F403 -- the fixtures: pipesd_factory
 from pipesd_fixtures import clean_environment, wait_for
 
 from pipes.exit_codes import ExitCode

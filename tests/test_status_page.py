@@ -13,9 +13,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from pipesd_fixtures import *  # noqa: F403 -- pipesd_factory for the token tests
 from pipesd_fixtures import DaemonFactory
-from status_fixtures import *  # noqa: F403 -- status_site, browser, page
 from status_fixtures import (
     LEAVES,
     MERGE_EDGES,

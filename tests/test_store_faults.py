@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pipesd_fixtures import *  # noqa: F403 -- pipesd, pipesd_factory
 from pipesd_fixtures import Daemon, wait_for
 
 FAST_PRUNE = """

@@ -10,20 +10,11 @@ import sys
 import pytest
 
 import pipes
-from pipes import config as pipes_config
 from pipes import overrides
 from pipes.exceptions import ParameterError, UnknownTaskError
 from pipes.mock import MockTarget
 from pipes.task import task_id_str
 from pipes.task_register import get_task_cls
-
-
-@pytest.fixture
-def cfg(monkeypatch):
-    """An empty process config for the test, restored afterwards."""
-    fresh = pipes_config.Config()
-    monkeypatch.setattr(pipes_config, "_config", fresh)
-    return pipes_config.get_config()
 
 
 def expected_id(family, params, shown=None):

@@ -11,16 +11,11 @@ import os
 import pytest
 
 import pipes
-from pipes import config as pipes_config
 
 LUIGI_PER_TASK = {"output": 3, "requires": 2, "complete": 2}
 
 
-@pytest.fixture(autouse=True)
-def cfg(monkeypatch):
-    """An empty process config for each test (no pipes.cfg from the cwd), restored afterwards."""
-    monkeypatch.setattr(pipes_config, "_config", pipes_config.Config())
-    return pipes_config.get_config()
+pytestmark = pytest.mark.usefixtures("fresh_config")  # an empty config, in tmp_path
 
 
 def _count(log, what, task):

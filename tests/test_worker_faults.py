@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 
 import pytest
-from pipesd_fixtures import *  # noqa: F403 -- the fixtures: pipesd, pipesd_factory, start_worker
 from pipesd_fixtures import clean_environment, pid_alive, wait_for
 
 from pipes import ExitCode

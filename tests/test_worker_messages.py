@@ -3,17 +3,11 @@
 import pytest
 
 import pipes
-from pipes import config as pipes_config
 from pipes.scheduler.local import LocalScheduler
 from pipes.worker.runner import RunnerOptions
 from pipes.worker.worker import Worker, WorkerOptions
 
-
-@pytest.fixture(autouse=True)
-def cfg(monkeypatch):
-    """An empty process config for each test (no pipes.cfg from the cwd), restored afterwards."""
-    monkeypatch.setattr(pipes_config, "_config", pipes_config.Config())
-    return pipes_config.get_config()
+pytestmark = pytest.mark.usefixtures("fresh_config")  # an empty config, in tmp_path
 
 
 def run_worker(tasks, alone, workers=1):

@@ -13,31 +13,16 @@ import time
 from pathlib import Path
 
 import pytest
+from pipesd_fixtures import wait_for
 
 import pipes
 from pipes import Event
-from pipes import config as pipes_config
 from pipes.scheduler.local import LocalScheduler
 from pipes.worker.execute import Execution
 from pipes.worker.runner import Runner, RunnerOptions
 from pipes.worker.worker import Worker, WorkerOptions
 
-
-@pytest.fixture(autouse=True)
-def cfg(monkeypatch):
-    """An empty process config for each test (no pipes.cfg from the cwd), restored afterwards."""
-    monkeypatch.setattr(pipes_config, "_config", pipes_config.Config())
-    return pipes_config.get_config()
-
-
-def wait_for(predicate, timeout=10.0):
-    """True once predicate() is true; False after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
+pytestmark = pytest.mark.usefixtures("fresh_config")  # an empty config, in tmp_path
 
 
 def is_running(pid):
@@ -55,7 +40,7 @@ def is_running(pid):
 
 def gone(pid, timeout=5.0):
     """True once the process is gone (polling, since a killed process takes a moment to go)."""
-    return wait_for(lambda: not is_running(pid), timeout)
+    return wait_for(lambda: not is_running(pid), timeout, fail=False)
 
 
 def write(target, text="ok"):
@@ -81,7 +66,7 @@ def test_workers_two_run_sleep_tasks_overlapping_in_two_children_when_both_are_r
             (tmp_path / f"s{self.n}.pid").write_text(str(os.getpid()))
             (tmp_path / f"s{self.n}.start").write_text(repr(time.time()))
             # sleep until the peer has started (bounded), so a serial run shows no overlap
-            wait_for(lambda: (tmp_path / f"s{1 - self.n}.start").exists(), timeout=3)
+            wait_for(lambda: (tmp_path / f"s{1 - self.n}.start").exists(), timeout=3, fail=False)
             time.sleep(0.2)
             (tmp_path / f"s{self.n}.end").write_text(repr(time.time()))
             write(self.output())
@@ -543,7 +528,8 @@ def fast_family(tmp_path):
                 f.write(f"{os.getpid()}\n")
             wait_file, released = tmp_path / "waits" / str(self.n), True
             if wait_file.exists():
-                released = wait_for((tmp_path / wait_file.read_text()).exists, timeout=15)
+                release = tmp_path / wait_file.read_text()
+                released = wait_for(release.exists, timeout=15, fail=False)
             write(self.output(), "released" if released else "gave up")
 
     for name in ("out", "started", "waits"):
