@@ -26,8 +26,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import daemons  # noqa: E402 -- benchmarks/ is not a package
-from local_dag import filesystem_floor  # noqa: E402
+import daemons  # benchmarks/ is not a package: imported from sys.path
+from local_dag import filesystem_floor
 
 WORKLOAD = """
 import sys, time, json

@@ -21,8 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import daemons  # noqa: E402 -- benchmarks/ is not a package
-from daemon_dag import run_workload  # noqa: E402
+import daemons  # benchmarks/ is not a package: imported from sys.path
+from daemon_dag import run_workload
 
 
 @contextlib.contextmanager

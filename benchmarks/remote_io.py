@@ -24,11 +24,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipes.contrib.hdfs import HdfsConfig, HdfsTarget  # noqa: E402
-from pipes.contrib.hdfs.webhdfs_client import WebHdfsClient  # noqa: E402
-from pipes.contrib.s3 import S3Client, S3Target, split_path  # noqa: E402
+from pipes.contrib.hdfs import HdfsConfig, HdfsTarget
+from pipes.contrib.hdfs.webhdfs_client import WebHdfsClient
+from pipes.contrib.s3 import S3Client, S3Target, split_path
 
-from pipes.format import Nop  # noqa: E402
+from pipes.format import Nop
 
 CHUNK = 1 << 20
 

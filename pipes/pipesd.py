@@ -187,7 +187,7 @@ def _detached(args: argparse.Namespace, sockets: list[socket.socket]) -> Iterato
         pidfile = daemon.pidfile.TimeoutPIDLockFile(
             os.path.abspath(args.pidfile), acquire_timeout=0
         )
-    out = open(Path(args.logdir, "pipesd.out"), "a")  # noqa: SIM115 -- the daemon keeps it
+    out = open(Path(args.logdir, "pipesd.out"), "a")  # no `with`: the daemon keeps it open
     context = python_daemon.DaemonContext(
         working_directory=os.getcwd(),
         pidfile=pidfile,

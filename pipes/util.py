@@ -20,7 +20,7 @@ def _copy_params(target: type[Task], sources: list[type[Task]]) -> None:
     target._params_cache = None
 
 
-class inherits:  # noqa: N801 -- luigi's decorator name
+class inherits:  # luigi's decorator name, lowercase
     """Class decorator: give the class every parameter of the named task classes.
 
     Also adds clone_parent() (the first parent, with this task's parameters) and clone_parents().
@@ -46,7 +46,7 @@ class inherits:  # noqa: N801 -- luigi's decorator name
         return cls
 
 
-class requires:  # noqa: N801 -- luigi's decorator name
+class requires:  # luigi's decorator name, lowercase
     """Class decorator: @inherits the tasks, and require them with this task's parameters."""
 
     def __init__(self, *tasks: type[Task], **named_tasks: type[Task]) -> None:

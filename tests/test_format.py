@@ -85,7 +85,7 @@ def test_gzip_output_is_identical_when_content_is_identical(tmp_path):
 
 def test_chain_raises_target_error_when_kinds_do_not_match():
     with pytest.raises(TargetError, match="cannot chain"):
-        Gzip >> Text  # noqa: B018
+        Gzip >> Text
 
 
 def test_chain_flattens_and_reports_ends():

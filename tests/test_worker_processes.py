@@ -246,8 +246,8 @@ def test_child_exit_fails_task_with_exit_code_when_run_calls_os_exit(tmp_path):
 
 def test_child_crash_fails_task_with_sigsegv_when_run_segfaults(tmp_path):
     def segfault():
-        import ctypes  # noqa: PLC0415 -- only the crashing child needs it
-        import faulthandler  # noqa: PLC0415
+        import ctypes  # only the crashing child needs it
+        import faulthandler
 
         faulthandler.disable()  # pytest's handler would dump the child's stack on the terminal
         ctypes.string_at(0)

@@ -44,7 +44,7 @@ class SpoolUpload(Upload):
 
     def __init__(self, send: Callable[[IO[bytes]], None]) -> None:
         self._send = send
-        self._file = tempfile.NamedTemporaryFile(prefix="pipes-hdfs-", delete=False)  # noqa: SIM115
+        self._file = tempfile.NamedTemporaryFile(prefix="pipes-hdfs-", delete=False)
 
     def write(self, data: Any) -> int:
         return self._file.write(data)

@@ -104,7 +104,7 @@ class SchedulerClient(ABC):
         method, key = FIELD_METHODS[name]
         self.call(method, task_id=task_id, **{key: value})
 
-    def task_list(  # noqa: PLR0913 -- the documented task_list signature
+    def task_list(  # the documented task_list signature
         self,
         status: str | None = None,
         family: str | None = None,

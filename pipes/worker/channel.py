@@ -99,7 +99,7 @@ class Shared:
 
     def __init__(self) -> None:
         # no stubs: a private CPython module; lazy: only a worker with children needs it
-        import _multiprocessing  # type: ignore[import-not-found]  # noqa: PLC0415
+        import _multiprocessing  # type: ignore[import-not-found]
 
         self._memory = mmap.mmap(-1, _FIELDS.size)  # anonymous and shared across fork
         name = f"/pipes-{os.getpid()}-{next(_names)}"

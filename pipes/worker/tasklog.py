@@ -127,7 +127,7 @@ def _streams_to_fds() -> None:
         if on_fd and isinstance(stream, io.TextIOWrapper):
             stream.reconfigure(line_buffering=True)
         else:
-            setattr(sys, name, open(fd, "w", buffering=1, closefd=False))  # noqa: SIM115
+            setattr(sys, name, open(fd, "w", buffering=1, closefd=False))
 
 
 def _copy(source: int, target: int) -> str | None:
