@@ -164,8 +164,8 @@ def test_run_completes_and_nothing_is_lost_when_daemon_is_killed_and_restarted(
     daemon = pipesd_factory(FAST_SCHEDULER)
     worker = start_worker("Step", "--n", "7", url=daemon.url)
     wait_for(lambda: (flows / "out" / "step-2.txt").exists(), what="step 2 to finish")
-    daemon.kill()
-    time.sleep(0.3)
+    daemon.kill()  # waits for the process to end
+    time.sleep(0.3)  # on purpose: an outage the worker must ride out, not a synchronisation
     daemon.start()
     # the restart remembers the worker (steps 4..7 still take it a second)
     (info,) = [w["info"] for w in daemon.call("worker_list")["workers"]]
@@ -200,7 +200,7 @@ def test_workers_reconnect_and_finish_when_daemon_restarts_with_sigterm(
     b = start_worker("Twin", "--name", "b", "--n", "6", url=daemon.url)
     wait_for(lambda: (flows / "out" / "step-1.txt").exists(), what="step 1 to finish")
     assert daemon.stop() == 0, daemon.output()
-    time.sleep(0.5)
+    time.sleep(0.5)  # on purpose: an outage the workers must ride out, not a synchronisation
     daemon.start()
 
     assert a.wait(60) == 0, a.stderr
@@ -403,6 +403,7 @@ def test_daemon_keeps_serving_when_graph_is_asked_for_a_huge_depth(pipesd):
 
     thread = threading.Thread(target=ask, daemon=True)
     thread.start()
+    # no handshake: the daemon shows nothing while it computes; 0.3 s lets the request reach it
     time.sleep(0.3)
     try:
         health = pipesd.get("/health", timeout=5).status
@@ -848,7 +849,7 @@ def test_pruned_failed_task_causes_no_error_when_its_retry_time_comes(pipesd_fac
     # "gone" never pings: it is dropped after 1 s, T (orphaned) removed 0.5 s later,
     # and T's retry time comes at 3 s.
     wait_for(lambda: daemon.call("task_list")["total"] == 0, timeout=10, what="T pruned")
-    time.sleep(3.5)
+    time.sleep(3.5)  # on purpose: past T's retry time (3 s), which the daemon must survive
     assert daemon.post("get_work", {"worker": "other"}).status == 200
     assert daemon.post("prune", {}).status == 200
     assert "Traceback" not in daemon.output(), daemon.output()

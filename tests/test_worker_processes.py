@@ -578,7 +578,9 @@ def test_finish_up_returns_tasks_children_hold_but_did_not_start_as_pending(tmp_
     outcomes = {}
     outcomes.update((e.task, o) for e, o in runner.wait(0.01))
     assert wait_for(lambda: len(list((tmp_path / "started").iterdir())) == 3)  # n=-1 and 2 more
-    time.sleep(0.2)  # both children are now inside a run() that waits for "go"
+    # no handshake: the runner shows nothing when children have taken the tasks they hold;
+    # by then both children are inside a run() that waits for "go"
+    time.sleep(0.2)
     runner.finish_up()
     (tmp_path / "go").write_text("go")
     while runner.busy():
@@ -668,25 +670,33 @@ def test_sigusr1_starts_none_of_the_fast_tasks_children_hold(tmp_path, write_fil
     )
     write_file("pipes.cfg", "[worker]\nwait_interval = 0.1\n")
     (tmp_path / "started").mkdir()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pipes", "--module", "fastmod", "FastRoot", "--workers", "2"],
-        cwd=tmp_path,
-        env=clean_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    log = tmp_path / "stderr.log"
+    with log.open("w") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pipes", "--module", "fastmod", "FastRoot", "--workers", "2"],
+            cwd=tmp_path,
+            env=clean_env,
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+        )
     try:
         blocked = lambda: [n for n in started(tmp_path) if n >= 20]  # noqa: E731
         assert wait_for(lambda: len(blocked()) == 2, timeout=20)
-        time.sleep(0.2)
+        time.sleep(0.2)  # on purpose: a start still in flight would show in `before`, not later
         before = started(tmp_path)
         proc.send_signal(signal.SIGUSR1)
-        time.sleep(0.3)
+        # the handshake: the worker logs this in its SIGUSR1 handler as it tells the children
+        wait_for(
+            lambda: "SIGUSR1: taking no new work" in log.read_text(),
+            timeout=10,
+            what="the worker to take SIGUSR1",
+        )
         (tmp_path / "go").write_text("go")
-        stdout, stderr = proc.communicate(timeout=30)
+        stdout, _ = proc.communicate(timeout=30)
     finally:
         proc.kill()
+    stderr = log.read_text()
     assert started(tmp_path) == before
     assert proc.returncode == pipes.ExitCode.NOT_RUN, stderr
     assert f"* {80 - len(before) + 1} not run" in stdout
