@@ -455,7 +455,7 @@ def test_build_never_overlaps_tasks_sharing_a_resource_of_amount_one(tmp_path, c
 
         def run(self):
             (tmp_path / f"db{self.n}.start").write_text(repr(time.time()))
-            time.sleep(0.15)
+            time.sleep(0.15)  # on purpose: long enough that an overlap would show
             (tmp_path / f"db{self.n}.end").write_text(repr(time.time()))
             write(self.output())
 
@@ -504,7 +504,7 @@ def test_build_runs_two_tasks_at_once_when_workers_is_two(tmp_path):
             # returns as soon as the other task has started, so it never waits when parallel
             peer = tmp_path / f"s{1 - self.n}.start"
             peer_started = wait_for(peer.exists, timeout=5, fail=False)
-            time.sleep(0.05)
+            time.sleep(0.05)  # on purpose: both runs last a while, so a parallel run overlaps
             (tmp_path / f"s{self.n}.end").write_text(repr(time.time()))
             if peer_started:
                 write(self.output())

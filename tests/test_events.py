@@ -69,7 +69,7 @@ def test_events_fire_in_walk_then_run_order_with_task_arguments(tmp_path):
 
     class EvTodo(base):
         def run(self):
-            time.sleep(0.02)
+            time.sleep(0.02)  # on purpose: a processing time above zero
             super().run()
 
     class EvRoot(base):

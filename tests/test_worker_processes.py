@@ -67,7 +67,7 @@ def test_workers_two_run_sleep_tasks_overlapping_in_two_children_when_both_are_r
             (tmp_path / f"s{self.n}.start").write_text(repr(time.time()))
             # sleep until the peer has started (bounded), so a serial run shows no overlap
             wait_for(lambda: (tmp_path / f"s{1 - self.n}.start").exists(), timeout=3, fail=False)
-            time.sleep(0.2)
+            time.sleep(0.2)  # on purpose: both runs last a while, so a parallel run overlaps
             (tmp_path / f"s{self.n}.end").write_text(repr(time.time()))
             write(self.output())
 
@@ -469,7 +469,7 @@ def test_events_fire_start_success_processing_time_in_order_in_the_child(tmp_pat
             return pipes.LocalTarget(tmp_path / "eventful")
 
         def run(self):
-            time.sleep(0.05)
+            time.sleep(0.05)  # on purpose: a processing time above zero
             write(self.output())
 
     def recorder(name):
