@@ -279,6 +279,7 @@ class Chaos:
             str(PIPES), "--module", "chaosflow", "Root",
             "--count", str(self.args.n), "--ms", str(self.args.task_ms),
             "--scheduler-url", self.url, "--workers", "1",
+            "--no-lock",  # identical workers on purpose: pipesd is what de-duplicates here
         ]  # fmt: skip
         env = {k: v for k, v in os.environ.items() if not k.startswith("PIPES_")}
         env |= {"CHAOS_WORKER": label, "PYTHONDONTWRITEBYTECODE": "1"}
