@@ -426,6 +426,25 @@ def test_hung_complete_is_a_scheduling_error_naming_the_timeout_when_check_timeo
     assert (tmp_path / "out" / "fine").read_text() == "ok"  # the rest of the graph still ran
 
 
+@pytest.mark.parametrize("look", ["deps", "--dry-run"])
+def test_dependency_views_finish_and_name_the_hung_check_when_check_timeout_passes(
+    tmp_path, look
+):
+    write(tmp_path, "hang.py", HANGING_CHECK)
+    write(tmp_path, "pipes.cfg", "[worker]\ncheck_complete_timeout = 1\n")
+    args = ["deps", "--module", "hang", "Root"] if look == "deps" else ["--module", "hang", "Root"]
+    proc = start_pipes(tmp_path, *args, *(["--dry-run"] if look == "--dry-run" else []))
+    code = finish(proc, 30)  # each check would sleep an hour
+    stdout, stderr = output(tmp_path)
+    assert code == 0, stderr
+    assert "Traceback" not in stderr
+    if look == "deps":
+        assert "[error: CompletionTimeout: complete() of Hangs(n=0) did not return" in stdout
+    else:
+        assert "cannot be scheduled (2):\n  - Hangs(n=0)\n  - Hangs(n=1)" in stdout
+        assert "  - Fine()" in stdout  # would run
+
+
 @pytest.mark.parametrize(
     ("sig", "code", "line"),
     [

@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
+from pipes.config import get_config
 from pipes.summary import Outcome, classify
 from pipes.task import Task, is_external
 from pipes.worker.completion import CompletionChecker
 from pipes.worker.walk import walk
+
+
+def _checker() -> CompletionChecker:
+    """A checker whose custom complete() calls time out as a run's do, so a hung one can't
+    hang `pipes deps` or `--dry-run` either."""
+    timeout = get_config().getfloat("worker", "check_complete_timeout", 600.0) or None
+    return CompletionChecker(timeout=timeout)
+
+
+def _complete_now(checker: CompletionChecker, task: Task) -> bool:
+    try:
+        return checker.complete(task) is True
+    except Exception:  # the walk lists it as broken; here it only means "not complete"
+        return False
 
 
 def _status(task: Task, checker: CompletionChecker) -> str:
@@ -19,7 +34,7 @@ def _status(task: Task, checker: CompletionChecker) -> str:
 
 def dependency_tree(root: Task) -> str:
     """Every task under root with [complete] / [incomplete] / ...; repeats are not expanded."""
-    checker = CompletionChecker()
+    checker = _checker()
     lines: list[str] = []
     shown: set[str] = set()
     stack: list[tuple[Task, int]] = [(root, 0)]
@@ -46,8 +61,9 @@ def dependency_tree(root: Task) -> str:
 
 def dry_run(root: Task) -> str:
     """What a run would do: the incomplete tasks it would run, and what blocks the rest."""
-    found = walk([root])
-    outcomes = classify(found, {})
+    checker = _checker()
+    found = walk([root], checker=checker)
+    outcomes = classify(found, {}, lambda task: _complete_now(checker, task))
     to_run = [found.tasks[t] for t, outcome in outcomes.items() if outcome == Outcome.NOT_RUN]
     blocked = [
         found.tasks[t]
