@@ -131,7 +131,6 @@ def task_alert(
     task: Task, error: str | None, log_tail: str | None, status: str = "FAILED"
 ) -> Alert:
     """The alert for a task that failed in this worker (or, SCHEDULING_ERROR, in its walk)."""
-    owners = task.owner_email
     return Alert(
         task=str(task),
         task_id=task.task_id,
@@ -142,7 +141,7 @@ def task_alert(
         error=error or "",
         log_tail=log_tail or "",
         time=time.time(),
-        owners=_addresses(owners) if isinstance(owners, str) else tuple(owners or ()),
+        owners=task.owner_addresses(),
     )
 
 

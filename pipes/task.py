@@ -265,6 +265,13 @@ class Task(metaclass=Register):
 
     # ----- the user's contract -------------------------------------------------------------
 
+    def owner_addresses(self) -> tuple[str, ...]:
+        """owner_email as addresses: a string (comma or space separated) or a list."""
+        owners = self.owner_email
+        if isinstance(owners, str):
+            return tuple(owners.replace(",", " ").split())
+        return tuple(owners or ())
+
     def requires(self) -> Any:
         """The tasks this one needs: a task, or a list/dict nest of tasks."""
         return []

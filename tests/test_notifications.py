@@ -7,6 +7,7 @@ import email.policy
 import http.server
 import json
 import socket
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -330,6 +331,26 @@ def test_pipesd_alerts_by_mail_and_webhook_when_it_disables_a_task(
     assert mail.subject == f"[ETL] pipes: Boom(day=3) DISABLED on {HOST}"
     assert "Traceback (most recent call last)" in mail.body
     assert daemon.call("task_detail", task_id=body["task_id"])["status"] == "DISABLED"
+
+
+def test_pipesd_alert_for_a_disabled_task_also_goes_to_its_owner_email(
+    failing, write_file, pipesd_factory, start_worker, smtp_server
+):
+    daemon = pipesd_factory(
+        "[scheduler]\nretry_count = 2\nretry_delay = 0\n\n" + EMAIL + "\n" + smtp_server.config()
+    )
+    write_file("pipes.cfg", "[core]\nlog_level = WARNING\nno_lock = true\n")  # workers: no alerts
+    worker = start_worker("Owned", url=daemon.url, module="failing")
+    assert worker.wait(60) == ExitCode.TASK_FAILED, worker.stderr
+
+    wait_for(lambda: smtp_server.mails, 20, "pipesd's alert")
+    (mail,) = smtp_server.mails
+    assert "owner@example.com" in mail.recipients
+    assert "DISABLED" in mail.subject
+    daemon.kill()  # the owners are journaled with the task, for alerts after a restart
+    with sqlite3.connect(daemon.state_path) as db:
+        (data,) = db.execute("SELECT data FROM tasks WHERE data LIKE '%Owned%'").fetchone()
+    assert json.loads(data)["owners"] == ["owner@example.com"]
 
 
 def test_pipesd_alert_failure_never_fails_the_transition(

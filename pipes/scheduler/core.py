@@ -188,6 +188,7 @@ class Scheduler:
         task.disable_window = spec.disable_window
         task.batch_params = tuple(spec.batch_params or ())
         task.max_batch_size = spec.max_batch_size
+        task.owners = tuple(spec.owners or ())
 
     def _record(self, task_id: str) -> TaskRecord:
         task = self.tasks.get(task_id)

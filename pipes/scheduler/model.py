@@ -78,14 +78,20 @@ def _at_least_zero(name: str, value: Any) -> Any:
     return value
 
 
-def _ids(name: str, value: Any) -> list[str] | None:
-    if value is None:
-        return None
-    if not isinstance(value, list):
-        raise _wrong(name, value)
-    if not all(isinstance(item, str) for item in value):
-        raise BadRequest(f"task field {name!r} must be a list of task ids")
-    return value
+def _strings(what: str) -> Callable[[str, Any], list[str] | None]:
+    def check(name: str, value: Any) -> list[str] | None:
+        if value is None:
+            return None
+        if not isinstance(value, list):
+            raise _wrong(name, value)
+        if not all(isinstance(item, str) for item in value):
+            raise BadRequest(f"task field {name!r} must be a list of {what}")
+        return value
+
+    return check
+
+
+_ids = _strings("task ids")
 
 
 def _task_id(name: str, value: Any) -> str:
@@ -122,6 +128,7 @@ TASK_FIELDS: dict[str, Callable[[str, Any], Any]] = {  # field -> its check
     "batch_params": _ids,
     "max_batch_size": _of(int, nullable=True),
     "log_tail": _of(str, nullable=True),
+    "owners": _strings("e-mail addresses"),  # Task.owner_email: pipesd alerts them too
 }
 
 
@@ -146,6 +153,7 @@ class TaskSpec:
     batch_params: list[str] | None = None
     max_batch_size: int | None = None
     log_tail: str | None = None  # the end of the task's output, kept by the store
+    owners: list[str] | None = None
 
     @classmethod
     def from_dict(cls, data: Any) -> TaskSpec:
@@ -196,6 +204,7 @@ class TaskRecord:
     batch_params: tuple[str, ...] = ()
     max_batch_size: int | None = None
     batch_lead: str | None = None  # while BATCH_RUNNING: the task the batch was handed out as
+    owners: tuple[str, ...] = ()  # who pipesd's alerts go to besides [email] receiver
 
     def summary(self) -> dict[str, Any]:
         """The JSON-shaped view of this task used by get_work and task_list."""

@@ -62,6 +62,8 @@ def record_to_json(task: TaskRecord) -> str:
     data["batch_params"] = task.batch_params
     data["workers"] = sorted(task.workers)
     data["stakeholders"] = sorted(task.stakeholders)
+    if task.owners:  # most tasks have none: older state files have no key either
+        data["owners"] = task.owners
     return json.dumps(data, separators=(",", ":"))
 
 
@@ -77,6 +79,7 @@ def record_from_json(task_id: str, text: str) -> TaskRecord:
     task.workers = frozenset(data["workers"])
     task.stakeholders = frozenset(data["stakeholders"])
     task.failures = tuple(task.failures)
+    task.owners = tuple(data.get("owners", ()))
     return task
 
 

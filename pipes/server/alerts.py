@@ -55,6 +55,7 @@ class AlertingStore:
             log_tail=changes.logs.get(task_id) or self.store.log(task_id) or "",
             time=event.time,
             sent_by="pipesd",
+            owners=record.owners if record else (),
         )
 
     def history(self, task_id: str) -> list[dict[str, Any]]:

@@ -442,6 +442,9 @@ def _task_spec(task_id: str, status: str, given: dict[str, Any]) -> dict[str, An
             spec[name] = retry[name]
     if status == "FAILED":
         spec["error"] = _explanation(given.get("expl"))
+    owners = given.get("owners")
+    if isinstance(owners, list) and all(isinstance(o, str) for o in owners) and owners:
+        spec["owners"] = owners
     return spec
 
 

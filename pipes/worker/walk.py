@@ -68,6 +68,9 @@ def task_spec(task: Task, status: Status, deps: list[str] | None = None) -> dict
         value = getattr(task, name)
         if value is not None:
             spec[name] = value
+    owners = task.owner_addresses()
+    if owners:
+        spec["owners"] = list(owners)
     return spec
 
 
