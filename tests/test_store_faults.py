@@ -224,15 +224,21 @@ def test_live_worker_is_kept_through_a_disk_full_outage_longer_than_disconnect_d
     daemon = pipesd_factory("[scheduler]\nworker_disconnect_delay = 1\n", start=False)
     daemon.state_path = small_fs / "state.sqlite"
     daemon.start()
+    info = {"host": "h", "pid": 1}
+    assert daemon.post("add_worker", {"worker": "a", "info": info}).status == 200
     assert daemon.post("add_tasks", {"worker": "a", "tasks": [task("t")]}).status == 200
     assert daemon.post("get_work", {"worker": "a"}).json["task"]["task_id"] == "t"
     filler = fill(small_fs)
     assert daemon.post("add_tasks", {"worker": "b", "tasks": big_batch("x")}).status == 503
+    news = {"worker": "a", "info": {"host": "elsewhere"}}
+    assert daemon.post("add_worker", news).status == 503  # new info is a write
 
     def keep_pinging(seconds: float) -> None:
         until = time.monotonic() + seconds
         while time.monotonic() < until:
             assert daemon.post("ping", {"worker": "a"}).status == 200
+            # what a pipes worker's keep-alive sends: the same info again
+            assert daemon.post("add_worker", {"worker": "a", "info": info}).status == 200
             time.sleep(0.2)  # a keep-alive's pace; the outage must outlast the delay
 
     keep_pinging(2.5)

@@ -113,6 +113,11 @@ class Scheduler:
 
     # ----- workers -------------------------------------------------------------------------
 
+    def knows_worker(self, worker: str, info: dict[str, Any]) -> bool:
+        """Whether add_worker(worker, info) would only count as a keep-alive."""
+        record = self.workers.get(worker)
+        return record is not None and all(record.info.get(k) == v for k, v in info.items())
+
     def add_worker(self, worker: str, info: dict[str, Any], now: float) -> None:
         """Register (or refresh) a worker and what it says about itself."""
         record = self._worker(worker, now)
