@@ -443,7 +443,8 @@ class Scheduler:
             raise BadRequest(f"cannot set task field {name!r}")
         task = self.task(task_id)
         if name == "log_tail":  # a running task's output so far: kept by the store, not the record
-            self._logs[task_id] = value[-MAX_LOG_CHARS:]
+            if task.status in (Status.RUNNING, Status.BATCH_RUNNING):  # not after its final tail
+                self._logs[task_id] = value[-MAX_LOG_CHARS:]
             return
         setattr(task, name, value)
         task.updated = now

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from pipes.exceptions import PipesError
@@ -14,15 +15,21 @@ STOP_WAIT = 1.0  # seconds stop() waits for a ping in flight
 
 
 class KeepAlive:
-    """Pings every `interval` seconds between start() and stop()."""
+    """Pings every `interval` seconds between start() and stop(), then calls `on_beat`."""
 
     def __init__(
-        self, scheduler: SchedulerAPI, worker_id: str, info: dict[str, Any], interval: float
+        self,
+        scheduler: SchedulerAPI,
+        worker_id: str,
+        info: dict[str, Any],
+        interval: float,
+        on_beat: Callable[[], None] | None = None,
     ) -> None:
         self.scheduler = scheduler
         self.worker_id = worker_id
         self.info = info
         self.interval = interval
+        self.on_beat = on_beat  # e.g. send the output so far of a task running in-process
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -36,6 +43,8 @@ class KeepAlive:
             try:
                 # add_worker, not ping: a restarted daemon relearns who we are (assistant...)
                 self.scheduler.add_worker(self.worker_id, self.info)
+                if self.on_beat is not None:
+                    self.on_beat()
             except PipesError as err:  # the main loop reports lasting trouble; keep trying
                 logger.warning("ping failed: %s", err)
 

@@ -30,7 +30,7 @@ from typing import Any
 
 from pipes.event import Event
 from pipes.worker import child
-from pipes.worker.capture import TailCapture
+from pipes.worker.capture import Tail, TailCapture
 from pipes.worker.completion import TaskOutputs
 from pipes.worker.execute import Attempt, Execution
 from pipes.worker.handle import ChildHandle, ForkOptions
@@ -84,6 +84,7 @@ class Runner:
         self._finished: Finished = []
         self._held: dict[int, Execution] = {}  # by id: handed over, outcome not returned yet
         self._inline: Execution | None = None  # running in this process right now
+        self._inline_tail: Tail | None = None  # its output so far
         self._isolate = options.workers > 1 or options.force_multiprocessing
         self._family_seconds: dict[type, float] = {}  # decaying max of recent run times
         self._expect_fast = False  # the last execution submitted could wait behind others
@@ -105,6 +106,14 @@ class Runner:
             return True
         return len(self._outbox) < self._idle_slots()
 
+    def inline_tail(self) -> tuple[str, str] | None:
+        """(task id, output so far) of the task running in this process, if any.
+
+        Read from the keep-alive thread: joining the tail's chunks is atomic under the GIL."""
+        execution, tail = self._inline, self._inline_tail
+        text = tail.text() if tail is not None else None
+        return (execution.members[0], text) if execution is not None and text else None
+
     def busy(self) -> list[Execution]:
         """Executions handed over and not finished: running, or waiting for a child."""
         return list(self._held.values())
@@ -114,7 +123,11 @@ class Runner:
         if not self._isolate and self.timeout_of(execution) is None:
             self._inline = execution
             with self._capture as tail:
-                outcome = execution.step()
+                self._inline_tail = tail
+                try:
+                    outcome = execution.step()
+                finally:
+                    self._inline_tail = None
             outcome.log_tail = tail.text()
             self._inline = None
             self._finished.append((execution, outcome))

@@ -82,6 +82,7 @@ class Worker:
         self.on_failure: FailureHook | None = None  # set by the caller, e.g. to send alerts
         self.stopping = False
         self._runner: Runner | None = None  # while run() runs: SIGUSR1 tells it to finish up
+        self._last_inline_tail: str | None = None  # the keep-alive thread's last one sent
         self._dependents_of: tuple[int, dict[str, list[str]]] = (-1, {})  # (edges, map)
 
     def info(self) -> dict[str, Any]:
@@ -134,7 +135,13 @@ class Worker:
         child.known_tasks = self.graph.tasks  # what children forked from now on can look up
         runner = Runner(self.options.runner, self._set_field, self.outputs, not self.options.alone)
         self._runner = runner
-        pinger = KeepAlive(self.scheduler, self.worker_id, self.info(), self.options.ping_interval)
+        pinger = KeepAlive(
+            self.scheduler,
+            self.worker_id,
+            self.info(),
+            self.options.ping_interval,
+            on_beat=self._send_inline_tail,
+        )
         pinger.start()
         previous = self._install_signals()
         stopped = False
@@ -155,6 +162,13 @@ class Worker:
                 if self.progress is not None:
                     self.progress.close()
                 self._restore_signals(previous)
+
+    def _send_inline_tail(self) -> None:
+        """From the keep-alive thread: a task running in this process shows its output so far."""
+        found = self._runner.inline_tail() if self._runner is not None else None
+        if found is not None and found[1] != self._last_inline_tail:
+            self._last_inline_tail = found[1]
+            self.scheduler.set_task_field(found[0], "log_tail", found[1])
 
     def _hand_back(self, stopped: bool) -> None:
         """Send the last reports and hand back queued tasks; when stopped, never fail for it.
