@@ -292,6 +292,7 @@ KNOWN_OPTIONS: dict[str, frozenset[str]] = {
             "check_complete_concurrency",
             "cache_task_completion",
             "get_work_batch",
+            "get_work_batch_seconds",
             "progress",
             "progress_every",
             "retry_external_tasks",

@@ -65,6 +65,7 @@ def worker_options(workers: int | None = None, assistant: bool = False) -> Worke
         check_complete_timeout=config.getfloat("worker", "check_complete_timeout", 600.0) or None,
         cache_task_completion=config.getboolean("worker", "cache_task_completion", True),
         get_work_batch=max(1, min(100, config.getint("worker", "get_work_batch", 4))),
+        get_work_batch_seconds=max(0.0, config.getfloat("worker", "get_work_batch_seconds", 0.1)),
     )
 
 

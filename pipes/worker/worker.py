@@ -29,6 +29,7 @@ from pipes.worker.messages import RunStatus
 from pipes.worker.progress import Progress
 from pipes.worker.runner import Runner, RunnerOptions
 from pipes.worker.walk import WalkResult, walk
+from pipes.worker.work_batch import WorkBatch
 
 logger = logging.getLogger("pipes.worker")
 
@@ -49,6 +50,7 @@ class WorkerOptions:
     check_complete_timeout: float | None = 600.0  # seconds per custom complete(); None: no limit
     cache_task_completion: bool = True  # remember "complete" answers for the whole run
     get_work_batch: int = 4  # tasks taken per get_work round trip (each call also hands in reports)
+    get_work_batch_seconds: float = 0.1  # while tasks are fast, take this much work (0: fixed)
     # The scheduler serves this worker alone (embedded): no one else runs its tasks, so
     # completeness is not asked again just before a task runs.
     alone: bool = False
@@ -76,6 +78,7 @@ class Worker:
         self._running: list[Execution] = []
         self._queue: collections.deque[Work] = collections.deque()  # taken, not started
         self._reports: list[dict[str, Any]] = []  # outcomes to hand in with the next get_work
+        self._batch = WorkBatch(self.options.get_work_batch, self.options.get_work_batch_seconds)
         self.outputs = TaskOutputs()  # each task's output(), asked once per run
         self.checker = self._new_checker()
         self.progress: Progress | None = None  # set by the caller to show live counts
@@ -232,12 +235,11 @@ class Worker:
             time.sleep(self.options.wait_interval)
 
     def _fetch_work(self) -> None:
-        """One round trip: hand in finished-task reports, take up to get_work_batch tasks."""
+        """One round trip: hand in finished-task reports, take a batch of tasks (WorkBatch)."""
         busy = [m for execution in self._running for m in execution.members]
         reports, self._reports = self._reports, []
-        works = self.scheduler.get_work_batch(
-            self.worker_id, busy, reports, self.options.get_work_batch
-        )
+        size = self._batch.next(len(reports), time.monotonic())
+        works = self.scheduler.get_work_batch(self.worker_id, busy, reports, size)
         self._queue.extend(Work(reply) for reply in works)
 
     def _flush_reports(self) -> None:

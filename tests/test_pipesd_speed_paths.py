@@ -1,0 +1,95 @@
+"""The fast paths between a worker and pipesd: get_work batches that grow while tasks are fast."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+import pipes
+from pipes.worker.work_batch import WorkBatch
+
+
+def test_work_batch_doubles_per_round_trip_while_tasks_finish_fast():
+    batch = WorkBatch(least=4, seconds=0.1)
+    assert batch.next(0, now=0.0) == 4  # nothing finished yet: no rate
+    sizes = [batch.next(batch.size, now=0.001 * i) for i in range(1, 8)]
+    assert sizes == [8, 16, 32, 64, 100, 100, 100]
+
+
+def test_work_batch_takes_what_fits_in_its_seconds_then_least_when_tasks_are_slow():
+    batch = WorkBatch(least=4, seconds=0.1)
+    batch.next(0, now=0.0)
+    assert batch.next(4, now=0.01) == 8  # 4 tasks in 10 ms: 40 fit, but at most double
+    assert batch.next(8, now=0.03) == 16  # 8 in 20 ms: 40 fit
+    assert batch.next(16, now=0.07) == 32
+    assert batch.next(32, now=0.15) == 40  # 32 in 80 ms: 40 fit in 0.1 s
+    assert batch.next(40, now=10.15) == 4  # 40 in 10 s: back to the least at once
+
+
+def test_work_batch_keeps_its_size_on_a_round_trip_that_hands_in_nothing():
+    batch = WorkBatch(least=2, seconds=0.1)
+    batch.next(0, now=0.0)
+    assert batch.next(2, now=0.001) == 4
+    assert batch.next(0, now=50.0) == 4  # idle, or tasks still running: no new rate
+    assert batch.next(4, now=50.001) == 8  # the rate counts from the last round trip
+
+
+def test_work_batch_stays_at_least_when_seconds_is_zero():
+    batch = WorkBatch(least=3, seconds=0.0)
+    batch.next(0, now=0.0)
+    assert [batch.next(3, now=0.001 * i) for i in range(1, 5)] == [3, 3, 3, 3]
+
+
+def test_work_batch_least_is_clamped_to_what_pipesd_takes():
+    assert WorkBatch(least=500).size == 100
+    assert WorkBatch(least=0).size == 1
+
+
+def test_work_batch_with_infinite_seconds_grows_by_doubling():
+    batch = WorkBatch(least=1, seconds=float("inf"))
+    batch.next(0, now=0.0)
+    assert [batch.next(1, now=float(i)) for i in range(1, 4)] == [2, 4, 8]
+
+
+class Trivial(pipes.Task):
+    i = pipes.IntParameter()
+    root = pipes.Parameter(significant=False)
+
+    def output(self):
+        return pipes.LocalTarget(f"{self.root}/{self.i}.txt")
+
+    def run(self):
+        with self.output().open("w") as out:
+            out.write("x")
+
+
+class Many(pipes.WrapperTask):
+    n = pipes.IntParameter()
+    root = pipes.Parameter(significant=False)
+
+    def requires(self):
+        return [Trivial(i=i, root=self.root) for i in range(self.n)]
+
+
+def _get_work_calls(daemon) -> int:
+    text = daemon.get("/metrics").body.decode()
+    match = re.search(r'^pipes_rpc_seconds_count\{method="get_work"\} (\S+)$', text, re.M)
+    assert match, text
+    return int(float(match.group(1)))
+
+
+@pytest.mark.parametrize(("seconds", "most_calls", "least_calls"), [("60", 10, 8), ("0", 80, 75)])
+def test_worker_takes_more_tasks_per_get_work_when_batch_seconds_allow(
+    pipesd, cfg, tmp_path, seconds, most_calls, least_calls
+):
+    cfg.set("worker", "get_work_batch", "4")
+    cfg.set("worker", "get_work_batch_seconds", seconds)
+    out = tmp_path / "out"
+    out.mkdir()
+    assert pipes.build([Many(n=300, root=str(out))], workers=1, scheduler_url=pipesd.url)
+    assert len(list(out.iterdir())) == 300
+    # 60 s: 4, 8, 16, 32, 64, 100, 76 tasks, then one call that finds none (and hands in the
+    # last reports); 0 s: 300 / 4 calls, then that one.
+    assert least_calls <= _get_work_calls(pipesd) <= most_calls
+    assert pipesd.call("task_list", status="DONE")["total"] == 301
