@@ -18,7 +18,6 @@ from pipes.exceptions import BadRequest, SchedulerUnavailable, UsageError
 from pipes.lock import LockOptions, RunLock, lock_name
 from pipes.notifications import Notifier, alert_settings
 from pipes.options import configured_resources, lock_options, scheduler_policy, worker_options
-from pipes.rpc import RemoteScheduler, RetryPolicy
 from pipes.scheduler.api import SchedulerClient
 from pipes.scheduler.local import LocalScheduler
 from pipes.summary import MAX_LISTED, RunResult, SchedulerContext, classify, not_run_reason
@@ -204,6 +203,8 @@ def _scheduler(local_scheduler: bool, scheduler_url: str | None) -> SchedulerCli
     url = scheduler_url or (None if local_scheduler else config.get("core", "scheduler_url"))
     if not url:
         return LocalScheduler(scheduler_policy(), configured_resources())
+    from pipes.rpc import RemoteScheduler, RetryPolicy  # http.client: only for a remote pipesd
+
     token = os.environ.get("PIPES_AUTH_TOKEN") or config.get("core", "scheduler_token")
     retry = RetryPolicy(deadline=config.getfloat("core", "rpc_retry_seconds", 300.0))
     remote = RemoteScheduler(url, token=token, retry=retry)

@@ -37,6 +37,7 @@ _NON_WORD = re.compile(r"[^A-Za-z0-9_]")  # per character, as Luigi: ids match a
 logger = logging.getLogger("pipes.task")
 
 _callbacks: dict[type, dict[str, list[Callable[..., Any]]]] = {}
+_CANONICAL_JSON = json.JSONEncoder(separators=(",", ":"), sort_keys=True)  # json.dumps's output
 
 
 def task_id_str(family: str, params: dict[str, str], shown: Iterable[str] | None = None) -> str:
@@ -45,7 +46,7 @@ def task_id_str(family: str, params: dict[str, str], shown: Iterable[str] | None
     Every param feeds the hash; only those named in `shown` (default: all) appear in the readable
     summary, so a private or hidden value never shows in ids on the status page or in logs.
     """
-    canonical = json.dumps(params, separators=(",", ":"), sort_keys=True)
+    canonical = _CANONICAL_JSON.encode(params)
     digest = hashlib.md5(canonical.encode("utf-8"), usedforsecurity=False).hexdigest()
     visible = sorted(params if shown is None else set(shown) & params.keys())
     summary = "_".join(
@@ -210,6 +211,9 @@ class Task(metaclass=Register):
         self.param_kwargs = values
         for name, value in values.items():
             setattr(self, name, value)
+        # each value serialised once: the id, the scheduler and clones all read these strings
+        params = self.get_params()
+        self._serialized = {name: param.serialize(values[name]) for name, param in params}
         significant = self.to_str_params(only_significant=True)
         public = self.to_str_params(only_significant=True, only_public=True)
         self.task_family = self.get_task_family()
@@ -223,14 +227,12 @@ class Task(metaclass=Register):
         self, only_significant: bool = False, only_public: bool = False
     ) -> dict[str, str]:
         """Parameter values serialised to strings, e.g. for the scheduler or a clone elsewhere."""
-        result = {}
-        for name, param in self.get_params():
-            if only_significant and not param.significant:
-                continue
-            if only_public and param.visibility != ParameterVisibility.PUBLIC:
-                continue
-            result[name] = param.serialize(self.param_kwargs[name])
-        return result
+        return {
+            name: self._serialized[name]
+            for name, param in self.get_params()
+            if (param.significant or not only_significant)
+            and (param.visibility == ParameterVisibility.PUBLIC or not only_public)
+        }
 
     @classmethod
     def from_str_params(cls, params: dict[str, str]) -> Task:

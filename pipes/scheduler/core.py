@@ -376,7 +376,7 @@ class Scheduler:
         return all(amount <= self.resources.get(n, 1) for n, amount in task.resources.items())
 
     def _resources_free(self, task: TaskRecord) -> bool:
-        return all(
+        return not task.resources or all(
             self._used.get(name, 0) + amount <= self.resources.get(name, 1)
             for name, amount in task.resources.items()
         )

@@ -23,6 +23,7 @@ class Status(enum.StrEnum):
 
 
 REPORTABLE = {Status.PENDING, Status.DONE, Status.FAILED, Status.UNKNOWN, Status.DISABLED}
+_REPORTABLE_NAMES = {str(status): status for status in REPORTABLE}
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +46,11 @@ def _wrong(name: str, value: Any) -> BadRequest:
 
 
 def _of(kind: type | tuple[type, ...], nullable: bool = False) -> Callable[[str, Any], Any]:
+    exact = set(kind if isinstance(kind, tuple) else (kind,))  # what JSON decodes to: fast path
+
     def check(name: str, value: Any) -> Any:
+        if type(value) in exact:
+            return value
         if value is None and nullable:
             return value
         if isinstance(value, bool) and kind is not bool:  # JSON true is not a number
@@ -61,6 +66,10 @@ def _map_of(kind: type, minimum: int | None = None) -> Callable[[str, Any], dict
     def check(name: str, value: Any) -> dict[str, Any]:
         if not isinstance(value, dict):
             raise _wrong(name, value)
+        if all(type(key) is str and type(item) is kind for key, item in value.items()) and (
+            minimum is None or min(value.values(), default=minimum) >= minimum
+        ):
+            return value  # the usual case, checked fast: exact JSON types, nothing below minimum
         for key, item in value.items():
             if not isinstance(key, str) or not isinstance(item, kind) or isinstance(item, bool):
                 raise BadRequest(f"task field {name!r} must map strings to {kind.__name__}")
@@ -101,6 +110,9 @@ def _task_id(name: str, value: Any) -> str:
 
 
 def _status(name: str, value: Any) -> Status:
+    reportable = _REPORTABLE_NAMES.get(value) if type(value) is str else None
+    if reportable is not None:
+        return reportable
     try:
         status = Status(value)
     except ValueError:
