@@ -1,4 +1,4 @@
-"""Text forms of dates, times and durations, as the date parameters read and write them.
+"""Date, time and duration parameters, with the text forms they read and write.
 
 Each `Unit` (day, month, year, hour, minute, second) also numbers its values, so parameters
 can snap a value to an interval grid and step to the next value with integer arithmetic.
@@ -9,9 +9,11 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple, Unpack
 
+from pipes import date_interval
 from pipes.exceptions import ParameterError
+from pipes.parameter_base import NO_VALUE, Parameter, ParameterOptions, fail
 
 _DAY_SECONDS = 86400
 _YMD = r"(?P<year>\d{4})-(?P<month>\d{2})-(?P<day>\d{2})"
@@ -161,3 +163,135 @@ def format_timedelta(value: dt.timedelta) -> str:
     if not days and not time:
         return "PT0S"
     return ("-" if value < dt.timedelta(0) else "") + "P" + days + ("T" + time if time else "")
+
+
+# -- the parameters ----------------------------------------------------------------------------
+
+
+class _DateParameterBase[V: dt.date](Parameter[V]):
+    """A date or datetime at one unit's granularity, on a grid of `interval` units from `start`."""
+
+    _unit: ClassVar[Unit] = DAY
+
+    def __init__(
+        self,
+        default: Any = NO_VALUE,
+        *,
+        interval: int = 1,
+        start: dt.date | None = None,
+        **options: Unpack[ParameterOptions],
+    ) -> None:
+        super().__init__(default, **options)
+        self.interval = interval
+        self.start = start
+
+    @property
+    def type_name(self) -> str:  # type: ignore[override]
+        return f"{self._unit.kind} {self._unit.form}"
+
+    def _snap(self, value: dt.date) -> Any:
+        unit = self._unit
+        index = unit.to_index(value)
+        if self.interval != 1:
+            index -= (index - unit.to_index(self.start or unit.default_start)) % self.interval
+        try:
+            return unit.from_index(index)
+        except (ValueError, OverflowError):
+            fail(unit.kind, value, f"{unit.form} within years 0001-9999")
+
+    def parse(self, s: str) -> Any:
+        return self._snap(self._unit.parse(s))
+
+    def serialize(self, value: Any) -> str:
+        return self._unit.format(value)
+
+    def _coerce(self, value: Any) -> Any:
+        if not isinstance(value, dt.date):
+            fail(self._unit.kind, value, f"a date or datetime, or {self._unit.form}")
+        if isinstance(value, dt.datetime) and value.utcoffset() is not None:
+            fail(self._unit.kind, value, "a naive datetime (no time zone)")
+        return self._snap(value)
+
+    def next_in_enumeration(self, value: Any) -> Any:
+        return self._step(value, self.interval)
+
+    def prev_in_enumeration(self, value: Any) -> Any:
+        """The value one interval before `value` (None before year 1)."""
+        return self._step(value, -self.interval)
+
+    def _step(self, value: Any, steps: int) -> Any:
+        try:
+            return self._unit.from_index(self._unit.to_index(value) + steps)
+        except (ValueError, OverflowError):
+            return None
+
+
+class DateParameter(_DateParameterBase[dt.date]):
+    """A datetime.date, written YYYY-MM-DD; a datetime is truncated to its date."""
+
+    _unit = DAY
+
+
+class MonthParameter(_DateParameterBase[dt.date]):
+    """The first day of a month as a datetime.date, written YYYY-MM."""
+
+    _unit = MONTH
+
+
+class YearParameter(_DateParameterBase[dt.date]):
+    """January 1st of a year as a datetime.date, written YYYY."""
+
+    _unit = YEAR
+
+
+class DateHourParameter(_DateParameterBase[dt.datetime]):
+    """A datetime truncated to the hour, written YYYY-MM-DDTHH."""
+
+    _unit = HOUR
+
+
+class DateMinuteParameter(_DateParameterBase[dt.datetime]):
+    """A datetime truncated to the minute, written YYYY-MM-DDTHHMM (YYYY-MM-DDTHH:MM also read)."""
+
+    _unit = MINUTE
+
+
+class DateSecondParameter(_DateParameterBase[dt.datetime]):
+    """A datetime truncated to the second, written YYYY-MM-DDTHHMMSS."""
+
+    _unit = SECOND
+
+
+class DateIntervalParameter(Parameter[date_interval.DateInterval]):
+    """A date_interval.DateInterval: a day, ISO week, month, year or custom range."""
+
+    type_name = f"date interval ({date_interval.FORMS})"
+
+    def parse(self, s: str) -> date_interval.DateInterval:
+        return date_interval.parse(s)
+
+    def serialize(self, value: Any) -> str:
+        text: str = value.to_string()
+        return text
+
+    def _coerce(self, value: Any) -> date_interval.DateInterval:
+        if isinstance(value, date_interval.DateInterval):
+            return value
+        fail("date interval", value, date_interval.FORMS)
+
+
+class TimeDeltaParameter(Parameter[dt.timedelta]):
+    """A datetime.timedelta, read from ISO 8601 (P1DT2H) or units ('1 d 2 h', '30m')."""
+
+    type_name = "duration (P1DT2H or 1d 2h)"
+
+    def parse(self, s: str) -> dt.timedelta:
+        return parse_timedelta(s)
+
+    def serialize(self, value: Any) -> str:
+        return format_timedelta(value)
+
+    def _coerce(self, value: Any) -> dt.timedelta:
+        if isinstance(value, dt.timedelta):
+            return value
+        fail("duration", value, DURATION_FORMS)

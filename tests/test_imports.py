@@ -23,8 +23,11 @@ ALLOWED = {
     "pipes.local",
     "pipes.local_target",
     "pipes.overrides",
-    "pipes.parameter",
+    "pipes.parameter",  # a face over the four below, one family of types each
+    "pipes.parameter_base",
     "pipes.parameter_dates",
+    "pipes.parameter_json",
+    "pipes.parameter_scalar",
     "pipes.target",
     "pipes.task",
     "pipes.task_register",

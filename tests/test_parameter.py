@@ -549,3 +549,37 @@ def test_task_parameter_serializes_family_when_given_task_class():
     assert p.serialize(FakeTask) == "ns.Fake"
     assert p.normalize(FakeTask) is FakeTask
     assert_one_line_error(p.normalize, 5, "task")
+
+
+# -- the public module -----------------------------------------------------------------------
+
+
+def test_every_parameter_name_of_pipes_is_importable_from_pipes_parameter():
+    import pipes
+    import pipes.parameter
+
+    names = [name for name in pipes.__all__ if name.endswith("Parameter")] + ["ParameterVisibility"]
+    assert len(names) > 30
+    moved = [name for name in names if getattr(pipes.parameter, name) is not getattr(pipes, name)]
+    assert moved == []
+
+
+def test_optional_parameter_mixin_makes_custom_type_take_none():
+    from pipes.parameter import OptionalParameterMixin
+
+    class CsvParameter(Parameter):
+        def parse(self, s):
+            return tuple(s.split(","))
+
+        def serialize(self, value):
+            return ",".join(value)
+
+    class OptionalCsvParameter(OptionalParameterMixin, CsvParameter):
+        expected_type = tuple
+
+    p = OptionalCsvParameter()
+    assert p.parse("") is None
+    assert p.parse("a,b") == ("a", "b")
+    assert p.serialize(None) == ""
+    assert_round_trip(p, ("a", "b"))
+    assert p.type_name == "optional str"
