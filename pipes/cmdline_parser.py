@@ -9,6 +9,7 @@ import contextlib
 from collections.abc import Iterator, Sequence
 
 from pipes import cli, overrides
+from pipes.config_flags import apply_config_flags, check_config_flags
 from pipes.exceptions import UsageError
 from pipes.task import Config, Task
 
@@ -22,7 +23,7 @@ class CmdlineParser:
     _instance: CmdlineParser | None = None
 
     def __init__(self, cmdline_args: Sequence[str]) -> None:
-        argv, config_flags = cli.apply_config_flags(list(cmdline_args))
+        argv, config_flags = apply_config_flags(list(cmdline_args))
         name, rest = cli.split_task_name(argv)
         options, _ = cli._global_parser(add_help=False).parse_known_args(rest)
         if options.module:
@@ -32,7 +33,7 @@ class CmdlineParser:
         self.task_cls = cli.find_task_class(name, options.module)
         if issubclass(self.task_cls, Config):
             raise UsageError(f"{name} is a Config class, not a task to run")
-        cli.check_config_flags(self.task_cls, config_flags)
+        check_config_flags(self.task_cls, config_flags)
         namespace, unknown = cli._task_parser(self.task_cls, False).parse_known_args(rest)
         if unknown:
             raise cli._unknown_option_error(self.task_cls, unknown)
