@@ -577,10 +577,9 @@ def test_finish_up_returns_tasks_children_hold_but_did_not_start_as_pending(tmp_
         runner.submit(Execution(task))
     outcomes = {}
     outcomes.update((e.task, o) for e, o in runner.wait(0.01))
+    # the handshake: both children have claimed a task, and are inside its run(), waiting for "go"
+    assert wait_for(lambda: len(runner.running()) == 2)
     assert wait_for(lambda: len(list((tmp_path / "started").iterdir())) == 3)  # n=-1 and 2 more
-    # no handshake: the runner shows nothing when children have taken the tasks they hold;
-    # by then both children are inside a run() that waits for "go"
-    time.sleep(0.2)
     runner.finish_up()
     (tmp_path / "go").write_text("go")
     while runner.busy():

@@ -3,11 +3,13 @@
 A child lives in its own process group (so a timeout can kill it with everything it
 started), is a subreaper (so processes its task double-forks stay its descendants), turns
 SIGTERM into an exception that unwinds the running task (so its atomic writes drop their
-temporary files), and writes each task's stdout/stderr to a log file (tasklog.py). The worker may
-send several tasks at once; before starting each, the child claims it in shared memory,
-so the worker can take back tasks not yet started. Outcomes go back as TaskEnded messages, a few
-at a time: a DONE is held up to FLUSH_COUNT outcomes or FLUSH_AFTER seconds, anything
-else (a failure, a field set by run()) is sent at once.
+temporary files), and writes each task's stdout/stderr to a log file (tasklog.py). The
+worker may send several tasks at once; before starting each, the child claims it
+(claims.py), so the worker can take back tasks not yet started. Everything a child needs
+comes in its ChildSetup, the tasks the worker knows included; a task it does not know
+comes as a TaskRef. Outcomes go back as TaskEnded messages, a few at a time: a DONE is
+held up to FLUSH_COUNT outcomes or FLUSH_AFTER seconds, anything else (a failure, a
+field set by run()) is sent at once.
 """
 
 from __future__ import annotations
@@ -21,18 +23,17 @@ import signal
 import sys
 import time
 import traceback
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from pipes.task import Task
-from pipes.worker.channel import FrameReader, Shared, frame, write_all
+from pipes.worker.channel import FrameReader, frame, write_all
+from pipes.worker.claims import Claims
 from pipes.worker.completion import TaskOutputs
 from pipes.worker.execute import Execution
 from pipes.worker.messages import FieldSet, RunStatus, TaskEnded, TaskRef, TaskSent
 from pipes.worker.tasklog import Capture
-
-# Tasks the parent knew when it forked this child: looked up by id before rebuilding one.
-known_tasks: dict[str, Task] = {}
 
 FLUSH_COUNT = 4  # DONE outcomes a child holds before sending them in one write
 FLUSH_AFTER = 0.005  # seconds: a held outcome is sent at least this soon after its task ends
@@ -43,19 +44,27 @@ PR_SET_CHILD_SUBREAPER = 36  # prctl option: orphaned descendants are re-parente
 
 
 @dataclass(frozen=True)
+class ChildOptions:
+    """How a child runs tasks: the same for every child of one runner, but for private_log."""
+
+    check_outputs: bool
+    log_dir: str | None
+    private_log: str | None  # the child's own log file when there is no log_dir
+    known: Mapping[str, Task]  # the worker's tasks, as they are at the fork: found by id
+    recheck: bool  # check completeness just before a task runs
+    outputs: TaskOutputs  # each task's output(), as the worker had cached it at the fork
+
+
+@dataclass(frozen=True)
 class ChildSetup:
     """What a child is forked with."""
 
     task_fd: int  # tasks in
     result_fd: int  # outcomes out
-    shared: Shared
+    claims: Claims
     close_fds: tuple[int, ...]  # the worker's ends of its pipes to other children
-    check_outputs: bool
-    log_dir: str | None
-    private_log: str | None  # the child's own log file when there is no log_dir
+    options: ChildOptions
     worker_pid: int  # the worker: when it dies, so does the child
-    recheck: bool  # check completeness just before a task runs
-    outputs: TaskOutputs  # each task's output(), as the worker had cached it at the fork
 
 
 class TaskStopped(BaseException):
@@ -99,7 +108,7 @@ def child_main(setup: ChildSetup) -> None:
     for fd in setup.close_fds:
         with contextlib.suppress(OSError):
             os.close(fd)
-    capture = Capture(setup.log_dir, setup.private_log)
+    capture = Capture(setup.options.log_dir, setup.options.private_log)
     capture.start()
     _close_in_forks([setup.task_fd, setup.result_fd, *capture.worker_fds()])
     _Server(setup, capture).serve()
@@ -178,7 +187,7 @@ class _Server:
                     return
                 continue
             sent = self.queue.popleft()
-            if self.setup.shared.claim(sent.seq):
+            if self.setup.claims.claim(sent.seq):
                 self.run(sent)
 
     def receive(self) -> bool:
@@ -190,20 +199,20 @@ class _Server:
         return not self.reader.closed
 
     def run(self, sent: TaskSent) -> None:
-        shared, seq, ref = self.setup.shared, sent.seq, sent.ref
+        claims, seq, ref, options = self.setup.claims, sent.seq, sent.ref, self.setup.options
         log_start = self.capture.begin(sent.key)
         if self.capture.log_dir is not None:  # else always 0: the private file starts empty
-            shared.log_start(log_start)
+            claims.log_start(log_start)
         try:
-            task = known_tasks[sent.key] if ref is None else ref.load(known_tasks)
+            task = options.known[sent.key] if ref is None else ref.load(options.known)
         except Exception as err:
             family = ref.family if ref is not None else sent.key
             error = f"cannot load {family} in the child: {err}"
             ended = TaskEnded(seq, RunStatus.FAILED, error, None, 0.0, (), self.capture.end())
         else:
             task._status_reporter = lambda name, value: self.field(seq, name, value)
-            setup = self.setup
-            attempt = Execution(task, setup.check_outputs, [], setup.recheck, setup.outputs).step()
+            execution = Execution(task, options.check_outputs, [], options.recheck, options.outputs)
+            attempt = execution.step()
             new_deps = tuple(TaskRef.of(dep) for dep in attempt.new_deps)
             ended = TaskEnded(
                 seq,
@@ -216,11 +225,11 @@ class _Server:
             )
         self.hold(ended)
         _reap_exited()
-        if ended.status != RunStatus.DONE:  # sent before it counts as finished: see Runner._lost
+        if ended.status != RunStatus.DONE:  # sent before it counts as finished: see Runner._settle
             self.send()
-            shared.finished(seq)
+            claims.finished(seq)
             return
-        shared.finished(seq)
+        claims.finished(seq)
         if len(self.held) >= FLUSH_COUNT or time.monotonic() - self.held_since >= FLUSH_AFTER:
             self.send()
 

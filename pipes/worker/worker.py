@@ -20,7 +20,6 @@ from pipes.exceptions import PipesError, TaskDefinitionError
 from pipes.scheduler.api import SchedulerAPI
 from pipes.task import Task
 from pipes.task_register import get_task_cls
-from pipes.worker import child
 from pipes.worker.capture import valid_text
 from pipes.worker.completion import CompletionChecker, TaskOutputs
 from pipes.worker.execute import Attempt, Execution
@@ -135,8 +134,13 @@ class Worker:
     def run(self) -> None:
         """Take work until none is left (or SIGUSR1 asks to finish), pinging meanwhile."""
         self.scheduler.add_worker(self.worker_id, self.info())
-        child.known_tasks = self.graph.tasks  # what children forked from now on can look up
-        runner = Runner(self.options.runner, self._set_field, self.outputs, not self.options.alone)
+        runner = Runner(
+            self.options.runner,
+            self._set_field,
+            self.outputs,
+            not self.options.alone,
+            self.graph.tasks,  # grows as the run finds tasks; children look tasks up in it
+        )
         self._runner = runner
         pinger = KeepAlive(
             self.scheduler,
