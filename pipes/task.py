@@ -367,6 +367,8 @@ class Task(metaclass=Register):
         As in Luigi, the caller passes the task itself: `task.trigger_event(Event.PROGRESS,
         task, data)`. A handler that raises is logged and skipped.
         """
+        if not _callbacks:  # the usual case: no handler anywhere, four times per task
+            return
         callbacks = [
             callback
             for klass, events in list(_callbacks.items())

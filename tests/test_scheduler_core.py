@@ -7,7 +7,7 @@ import pytest
 from pipes.exceptions import BadRequest
 from pipes.scheduler import views
 from pipes.scheduler.core import Scheduler
-from pipes.scheduler.model import Policy, Status, TaskSpec
+from pipes.scheduler.model import Policy, Refused, Status, TaskSpec
 
 
 def spec(task_id, deps=(), **fields):
@@ -167,9 +167,9 @@ def test_set_task_field_shows_in_task_list():
     sched.set_task_field("a", "status_message", "half way", 1.0)
     listed = views.task_list(sched, views.TaskQuery(search="a"))
     assert listed["total"] == 1 and listed["tasks"][0]["status_message"] == "half way"
-    with pytest.raises(BadRequest, match="cannot set task field 'priority'"):
+    with pytest.raises(Refused, match="cannot set task field 'priority'"):
         sched.set_task_field("a", "priority", 3, 1.0)
-    with pytest.raises(BadRequest, match="unknown task id 'zzz'"):
+    with pytest.raises(Refused, match="unknown task id 'zzz'"):
         sched.set_task_field("zzz", "status_message", "x", 1.0)
 
 
@@ -199,13 +199,13 @@ def test_task_list_filters_and_paginates():
     ],
 )
 def test_task_spec_rejects_malformed_task_with_clear_message(body, message):
-    with pytest.raises(BadRequest, match=message):
+    with pytest.raises(Refused, match=message):
         TaskSpec.from_dict(body)
 
 
 def test_empty_worker_id_is_rejected_before_state_changes():
     sched = Scheduler()
-    with pytest.raises(BadRequest, match="worker id"):
+    with pytest.raises(Refused, match="worker id"):
         sched.add_tasks("", [spec("a")], 0)
     assert sched.tasks == {}
 

@@ -12,11 +12,19 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipes.exceptions import BadRequest
 from pipes.scheduler.batching import BatchIndex
 from pipes.scheduler.groups import WorkerGroups
 from pipes.scheduler.index import CompletionTimeline, TaskIndex
-from pipes.scheduler.model import Batch, Outlook, Policy, Status, TaskRecord, TaskSpec, Work
+from pipes.scheduler.model import (
+    Batch,
+    Outlook,
+    Policy,
+    Refused,
+    Status,
+    TaskRecord,
+    TaskSpec,
+    Work,
+)
 from pipes.scheduler.ready_queue import ReadyQueue
 
 MAX_LOG_CHARS = 64 * 1024  # of a task's log tail kept for the status page
@@ -144,7 +152,7 @@ class Scheduler:
 
     def _worker(self, worker: str, now: float) -> WorkerRecord:
         if not worker:
-            raise BadRequest("worker id must be a non-empty string")
+            raise Refused("worker id must be a non-empty string")
         record = self.workers.get(worker)
         if record is None:
             record = self.workers[worker] = WorkerRecord(worker)
@@ -431,16 +439,16 @@ class Scheduler:
     # ----- reading and small updates ------------------------------------------------------
 
     def task(self, task_id: str) -> TaskRecord:
-        """The record of a known task; BadRequest for an unknown id."""
+        """The record of a known task; Refused for an unknown id."""
         task = self.tasks.get(task_id)
         if task is None or not task.known:
-            raise BadRequest(f"unknown task id {task_id!r}")
+            raise Refused(f"unknown task id {task_id!r}")
         return task
 
     def set_task_field(self, task_id: str, name: str, value: Any, now: float) -> None:
         """Set status_message, progress_percentage, tracking_url or the log tail of a task."""
         if name not in ("status_message", "progress_percentage", "tracking_url", "log_tail"):
-            raise BadRequest(f"cannot set task field {name!r}")
+            raise Refused(f"cannot set task field {name!r}")
         task = self.task(task_id)
         if name == "log_tail":  # a running task's output so far: kept by the store, not the record
             if task.status in (Status.RUNNING, Status.BATCH_RUNNING):  # not after its final tail
@@ -456,14 +464,14 @@ class Scheduler:
         """Clear a FAILED or DISABLED task's failures and make it runnable now."""
         task = self.task(task_id)
         if task.status not in (Status.FAILED, Status.DISABLED):
-            raise BadRequest(f"task {task_id} is {task.status}, not FAILED or DISABLED")
+            raise Refused(f"task {task_id} is {task.status}, not FAILED or DISABLED")
         self._make_pending(task, now)
 
     def re_enable_task(self, task_id: str, now: float) -> None:
         """Lift the disable on a DISABLED task, forgetting its failures."""
         task = self.task(task_id)
         if task.status != Status.DISABLED:
-            raise BadRequest(f"task {task_id} is {task.status}, not DISABLED")
+            raise Refused(f"task {task_id} is {task.status}, not DISABLED")
         self._make_pending(task, now)
 
     def _make_pending(self, task: TaskRecord, now: float) -> None:
@@ -476,13 +484,13 @@ class Scheduler:
         """Declare a task DONE by hand, releasing its dependents."""
         task = self.task(task_id)
         if task.status in (Status.RUNNING, Status.BATCH_RUNNING):
-            raise BadRequest(f"task {task_id} is running on {task.worker_running}")
+            raise Refused(f"task {task_id} is running on {task.worker_running}")
         self._set_done(task, "", now)
 
     def update_resource(self, name: str, amount: int | None) -> None:
         """Set (or with None, remove) a global resource's capacity."""
         if amount is not None and amount < 0:
-            raise BadRequest(f"resource {name} amount must be >= 0, got {amount}")
+            raise Refused(f"resource {name} amount must be >= 0, got {amount}")
         if amount is None:
             self.resources.pop(name, None)
         else:

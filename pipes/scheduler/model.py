@@ -7,7 +7,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipes.exceptions import BadRequest
+
+class Refused(ValueError):
+    """The core refuses a request that is malformed or wrong for the current state.
+
+    Nothing changed. The core knows no transport: Service answers it as a 400 (BadRequest).
+    """
 
 
 class Status(enum.StrEnum):
@@ -41,8 +46,8 @@ class Policy:
 _NUMBER = (int, float)
 
 
-def _wrong(name: str, value: Any) -> BadRequest:
-    return BadRequest(f"task field {name!r} has the wrong type: {type(value).__name__}")
+def _wrong(name: str, value: Any) -> Refused:
+    return Refused(f"task field {name!r} has the wrong type: {type(value).__name__}")
 
 
 def _of(kind: type | tuple[type, ...], nullable: bool = False) -> Callable[[str, Any], Any]:
@@ -72,9 +77,9 @@ def _map_of(kind: type, minimum: int | None = None) -> Callable[[str, Any], dict
             return value  # the usual case, checked fast: exact JSON types, nothing below minimum
         for key, item in value.items():
             if not isinstance(key, str) or not isinstance(item, kind) or isinstance(item, bool):
-                raise BadRequest(f"task field {name!r} must map strings to {kind.__name__}")
+                raise Refused(f"task field {name!r} must map strings to {kind.__name__}")
             if minimum is not None and item < minimum:  # type: ignore[operator]  # int, with minimum
-                raise BadRequest(f"task field {name!r}: {key} must be >= {minimum}, got {item}")
+                raise Refused(f"task field {name!r}: {key} must be >= {minimum}, got {item}")
         return value
 
     return check
@@ -83,7 +88,7 @@ def _map_of(kind: type, minimum: int | None = None) -> Callable[[str, Any], dict
 def _at_least_zero(name: str, value: Any) -> Any:
     value = _of(_NUMBER, nullable=True)(name, value)
     if value is not None and value < 0:
-        raise BadRequest(f"task field {name!r} must be >= 0, got {value}")
+        raise Refused(f"task field {name!r} must be >= 0, got {value}")
     return value
 
 
@@ -94,7 +99,7 @@ def _strings(what: str) -> Callable[[str, Any], list[str] | None]:
         if not isinstance(value, list):
             raise _wrong(name, value)
         if not all(isinstance(item, str) for item in value):
-            raise BadRequest(f"task field {name!r} must be a list of {what}")
+            raise Refused(f"task field {name!r} must be a list of {what}")
         return value
 
     return check
@@ -105,7 +110,7 @@ _ids = _strings("task ids")
 
 def _task_id(name: str, value: Any) -> str:
     if not isinstance(value, str) or not value:
-        raise BadRequest("task field 'task_id' must be a non-empty string")
+        raise Refused("task field 'task_id' must be a non-empty string")
     return value
 
 
@@ -116,9 +121,9 @@ def _status(name: str, value: Any) -> Status:
     try:
         status = Status(value)
     except ValueError:
-        raise BadRequest(f"unknown status {value!r}") from None
+        raise Refused(f"unknown status {value!r}") from None
     if status not in REPORTABLE:
-        raise BadRequest(f"a worker cannot report status {status}")
+        raise Refused(f"a worker cannot report status {status}")
     return status
 
 
@@ -169,17 +174,17 @@ class TaskSpec:
 
     @classmethod
     def from_dict(cls, data: Any) -> TaskSpec:
-        """Validate a JSON-shaped task; BadRequest names the first problem."""
+        """Validate a JSON-shaped task; Refused names the first problem."""
         if not isinstance(data, dict):
-            raise BadRequest("each task must be a JSON object")
+            raise Refused("each task must be a JSON object")
         values = {}
         for name, value in data.items():
             check = TASK_FIELDS.get(name)
             if check is None:
-                raise BadRequest(f"unknown task field {name!r}")
+                raise Refused(f"unknown task field {name!r}")
             values[name] = check(name, value)
         if "task_id" not in values:
-            raise BadRequest("task field 'task_id' must be a non-empty string")
+            raise Refused("task field 'task_id' must be a non-empty string")
         return cls(**values)
 
 

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from pipes.exceptions import BadRequest, StoreError, StoreUnavailable
 from pipes.scheduler import views
 from pipes.scheduler.core import Changes, Scheduler
-from pipes.scheduler.model import Status, TaskSpec, Work
+from pipes.scheduler.model import Refused, Status, TaskSpec, Work
 
 logger = logging.getLogger("pipes.scheduler")
 
@@ -125,9 +125,7 @@ class Service:
             "set_progress_percentage": Method(
                 self._field_setter("progress_percentage"), {**TASK_ID, "progress": Field(_NUMBER)}
             ),
-            "set_log_tail": Method(
-                self._field_setter("log_tail"), {**TASK_ID, "tail": Field(str)}
-            ),
+            "set_log_tail": Method(self._field_setter("log_tail"), {**TASK_ID, "tail": Field(str)}),
             "set_tracking_url": Method(
                 self._field_setter("tracking_url"), {**TASK_ID, "url": Field(str)}
             ),
@@ -180,9 +178,11 @@ class Service:
         except StoreError as err:
             self._roll_back(f"{method} not applied: {err}", str(err))
             raise StoreUnavailable(f"{method} not applied: {err}") from err
-        except BaseException:
+        except BaseException as err:
             if self.rebuild is not None and self.core.has_changes():
                 self._roll_back(f"{method} raised after changing state", self.store_error)
+            if isinstance(err, Refused):  # the caller's request was wrong: an HTTP 400
+                raise BadRequest(str(err)) from None
             raise
         if spec.writes:
             self.store_error = None
