@@ -92,6 +92,16 @@ def test_scheduler_core_never_reads_a_clock_or_opens_a_file():
                 assert func.id not in {"open", *CLOCK_CALLS}, (name, node.lineno, func.id)
 
 
+def test_scheduler_core_raises_no_transport_error():
+    # the core raises Refused; Service turns it into BadRequest (HTTP 400)
+    for name, tree in _core_trees():
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                assert node.module != "pipes.exceptions", (name, node.lineno)
+            if isinstance(node, ast.Name):
+                assert node.id not in ("BadRequest", "RPCError"), (name, node.lineno, node.id)
+
+
 def test_package_init_holds_only_reexports_a_lazy_table_and_all():
     tree = ast.parse((PIPES_DIR / "__init__.py").read_text())
     for node in tree.body:
