@@ -222,6 +222,8 @@ class Scheduler:
 
     def _raise_priority(self, task: TaskRecord, priority: int) -> None:
         """A task's priority lifts its dependencies' so they are not starved."""
+        if priority <= task.priority and task.known:
+            return  # the usual case: nothing to lift
         stack = [(task, priority)]
         while stack:
             current, wanted = stack.pop()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipes.scheduler.core import Changes
+from pipes.scheduler.core import Changes, StatusChange
 
 
 class MemoryStore:
@@ -16,13 +16,13 @@ class MemoryStore:
     max_logs = 1000
 
     def __init__(self) -> None:
-        self._history: dict[str, list[dict[str, Any]]] = {}
+        self._history: dict[str, list[StatusChange]] = {}  # made dicts only when read
         self._logs: dict[str, str] = {}
 
     def commit(self, changes: Changes) -> None:
         """Keep the status history and log tails; records live in the core already."""
         for event in changes.events:
-            self._history.setdefault(event.task_id, []).append(_event_dict(event))
+            self._history.setdefault(event.task_id, []).append(event)
         for task_id, tail in changes.logs.items():
             self._logs.pop(task_id, None)
             self._logs[task_id] = tail
@@ -41,19 +41,19 @@ class MemoryStore:
 
     def history(self, task_id: str) -> list[dict[str, Any]]:
         """Status changes of one task, oldest first."""
-        return list(self._history.get(task_id, ()))
+        return [_event_dict(event) for event in self._history.get(task_id, ())]
 
     def prune_history(self, before: float) -> None:
         """Forget history older than `before`."""
         for task_id, entries in list(self._history.items()):
-            kept = [e for e in entries if e["time"] >= before]
+            kept = [e for e in entries if e.time >= before]
             if kept:
                 self._history[task_id] = kept
             else:
                 del self._history[task_id]
 
 
-def _event_dict(event: Any) -> dict[str, Any]:
+def _event_dict(event: StatusChange) -> dict[str, Any]:
     """One status change as `history` returns it."""
     return {
         "status": str(event.status),
