@@ -10,13 +10,12 @@ import signal
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipes import task_register
 from pipes.config import get_config, warn_unknown
 from pipes.exceptions import BadRequest, SchedulerUnavailable, UsageError
 from pipes.lock import LockOptions, RunLock, lock_name
-from pipes.notifications import Notifier, alert_settings
 from pipes.options import configured_resources, lock_options, scheduler_policy, worker_options
 from pipes.scheduler.api import SchedulerClient
 from pipes.scheduler.local import LocalScheduler
@@ -26,7 +25,11 @@ from pipes.worker.messages import RunStatus
 from pipes.worker.progress import Progress
 from pipes.worker.worker import Worker
 
+if TYPE_CHECKING:
+    from pipes.notifications import Notifier
+
 logger = logging.getLogger("pipes.interface")
+ALERT_SECTIONS = ("email", "smtp", "batch_email", "webhook")  # what alert_settings() reads
 
 
 def build(  # noqa: PLR0913 -- luigi's keyword names, plus its lock switch
@@ -75,14 +78,9 @@ def execute(
             )
         if not assistant:  # an assistant has not imported the tasks whose sections it would see
             warn_config()
-        notifier = Notifier(alert_settings()).start()
-        worker.on_failure = notifier.task_failed
-        try:
+        with _alerts(worker):
             worker.add(roots)
             worker.run()
-            _alert_broken(notifier, worker)
-        finally:
-            notifier.close()  # a batched digest goes out now at the latest
     ran = {task_id: outcome.status for task_id, outcome in worker.ran.items()}
     outcomes = classify(worker.graph, ran, worker.complete_now)
     result = RunResult(roots, outcomes, dict(worker.graph.tasks))
@@ -103,6 +101,24 @@ def execute(
         result.reasons[task_id] = "disabled (Task.disabled is true)"
     _stop_worker(scheduler, worker.worker_id)
     return result
+
+
+@contextlib.contextmanager
+def _alerts(worker: Worker) -> Iterator[None]:
+    """Alert each failure of the run; notifications is loaded only when an alert is configured."""
+    config = get_config()
+    if not any(config.section(name) for name in ALERT_SECTIONS):
+        yield
+        return
+    from pipes.notifications import Notifier, alert_settings
+
+    notifier = Notifier(alert_settings(config)).start()
+    worker.on_failure = notifier.task_failed
+    try:
+        yield
+        _alert_broken(notifier, worker)
+    finally:
+        notifier.close()  # a batched digest goes out now at the latest
 
 
 def _alert_broken(notifier: Notifier, worker: Worker) -> None:
