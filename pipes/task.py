@@ -198,13 +198,12 @@ class Task(metaclass=Register):
         """Values by precedence: constructor > command line > config [Family] > default."""
         params = cls.get_params()
         family = cls.get_task_family()
-        given = _bind_positional(family, params, args, kwargs)
+        given = _bind_positional(family, params, args, kwargs) if args else kwargs
         known = {name for name, _ in params}
-        for name in given:
-            if name not in known:
-                close = difflib.get_close_matches(name, sorted(known), n=1)
-                hint = f" (did you mean {close[0]}?)" if close else ""
-                raise UnknownParameterException(f"unknown parameter {name} for task {family}{hint}")
+        for name in sorted(given.keys() - known):
+            close = difflib.get_close_matches(name, sorted(known), n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise UnknownParameterException(f"unknown parameter {name} for task {family}{hint}")
         return {name: _resolve_one(family, name, param, given) for name, param in params}
 
     def _set_param_values(self, values: dict[str, Any]) -> None:
@@ -212,10 +211,12 @@ class Task(metaclass=Register):
         for name, value in values.items():
             setattr(self, name, value)
         # each value serialised once: the id, the scheduler and clones all read these strings
-        params = self.get_params()
-        self._serialized = {name: param.serialize(values[name]) for name, param in params}
-        significant = self.to_str_params(only_significant=True)
-        public = self.to_str_params(only_significant=True, only_public=True)
+        params = [(name, param) for name, param in self.get_params() if param.significant]
+        self._serialized = {
+            name: param.serialize(values[name]) for name, param in self.get_params()
+        }
+        significant = {name: self._serialized[name] for name, _ in params}
+        public = [name for name, param in params if param.visibility == ParameterVisibility.PUBLIC]
         self.task_family = self.get_task_family()
         self.task_id = task_id_str(self.task_family, significant, shown=public)
         self._hash = hash(self.task_id)
@@ -473,7 +474,6 @@ def _bind_positional(
 
 
 def _resolve_one(family: str, name: str, param: Parameter, given: dict[str, Any]) -> Any:
-    where = f"parameter {name} of task {family}"
     try:
         if name in given:
             return param.normalize(given[name])
@@ -481,7 +481,8 @@ def _resolve_one(family: str, name: str, param: Parameter, given: dict[str, Any]
         if text is not None:
             return param.parse(text)
     except ParameterError as err:
-        raise ParameterError(f"{where}: {err}") from None
+        raise ParameterError(f"parameter {name} of task {family}: {err}") from None
+    where = f"parameter {name} of task {family}"
     config = get_config()
     section, option = family, name
     if config.get(section, option) is None and param.config_path:

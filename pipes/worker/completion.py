@@ -140,8 +140,9 @@ class CompletionChecker:
             except Exception:  # complete() will meet the same error and keep it
                 continue
         bulk = [t for t in todo.values() if _bulk_checked(t)]
-        plain = [t for t in todo.values() if _default_complete(t) and t not in bulk]
-        custom = [t for t in todo.values() if not _default_complete(t) and t not in wrappers + bulk]
+        special = {t.task_id for t in wrappers + bulk}  # a set: no quadratic scan of wide DAGs
+        plain = [t for t in todo.values() if _default_complete(t) and t.task_id not in special]
+        custom = [t for t in todo.values() if not _default_complete(t) and t.task_id not in special]
         self._prefetch_bulk(bulk)
         self._prefetch_outputs(plain)
         self._prefetch_custom(custom)
