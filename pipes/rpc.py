@@ -55,11 +55,12 @@ class RemoteScheduler(SchedulerClient):
 
     # ----- transport ------------------------------------------------------------------------
 
-    def _connection(self) -> http.client.HTTPConnection:
-        conn = getattr(self._local, "conn", None)
+    def _connection(self, slot: str = "conn") -> http.client.HTTPConnection:
+        """This thread's connection in `slot`: "conn" for calls, "ahead" for begin_call's."""
+        conn: http.client.HTTPConnection | None = getattr(self._local, slot, None)
         if conn is None:
             conn = http.client.HTTPConnection(self._host, self._port, timeout=self.retry.timeout)
-            self._local.conn = conn
+            setattr(self._local, slot, conn)
             self._connections.add(conn)
             _CLIENTS.add(self)  # its sockets are closed in forked processes
         return conn
@@ -75,19 +76,22 @@ class RemoteScheduler(SchedulerClient):
                 conn.sock.close()  # close(2) only: no shutdown, the parent's connection lives on
                 conn.sock = None
 
-    def _drop_connection(self) -> None:
-        conn = getattr(self._local, "conn", None)
+    def _drop_connection(self, slot: str = "conn") -> None:
+        conn = getattr(self._local, slot, None)
         if conn is not None:
             conn.close()
-            self._local.conn = None
+            setattr(self._local, slot, None)
 
-    def _request(self, method: str, path: str, body: bytes | None) -> tuple[int, bytes]:
+    def _headers(self) -> dict[str, str]:
         headers = {"Content-Type": "application/json"}
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
+        return headers
+
+    def _request(self, method: str, path: str, body: bytes | None) -> tuple[int, bytes]:
         conn = self._connection()
         try:
-            conn.request(method, self._prefix + path, body=body, headers=headers)
+            conn.request(method, self._prefix + path, body=body, headers=self._headers())
             response = conn.getresponse()
             return response.status, response.read()
         except (OSError, http.client.HTTPException):
@@ -136,6 +140,35 @@ class RemoteScheduler(SchedulerClient):
         reply: dict[str, Any] = json.loads(_check(status, payload, self.url + path))
         return reply
 
+    def begin_call(self, method: str, **body: Any) -> PendingCall:
+        """Send one RPC now and read its reply later with PendingCall.result().
+
+        The request goes out on this thread's second connection, so other calls may run
+        meanwhile; a thread has at most one call pending. If sending or reading fails, or
+        the daemon answers 5xx, result() makes the call again the retrying way (call()),
+        which is safe for the same reason retries are."""
+        data = json.dumps(body, separators=(",", ":")).encode()
+        pending = PendingCall(self, method, body)
+        conn = self._connection("ahead")
+        try:
+            conn.request("POST", self._prefix + API_PREFIX + method, data, self._headers())
+        except (OSError, http.client.HTTPException) as err:
+            logger.debug("call %s sent ahead failed (%s); it is made again later", method, err)
+            self._drop_connection("ahead")
+            pending.sent = False
+        return pending
+
+    def _read_ahead(self) -> tuple[int, bytes] | None:
+        """(status, body) of the call begin_call sent, or None when reading it failed."""
+        conn = self._connection("ahead")
+        try:
+            response = conn.getresponse()
+            return response.status, response.read()
+        except (OSError, http.client.HTTPException) as err:
+            logger.debug("reply to a call sent ahead lost (%s); it is made again", err)
+            self._drop_connection("ahead")
+            return None
+
     def check(self, deadline: float = 5.0) -> None:
         """Fail fast with SchedulerUnavailable when nothing answers /health.
 
@@ -152,6 +185,34 @@ class RemoteScheduler(SchedulerClient):
             )
             return
         _check(status, payload, self.url + "/health")
+
+
+@dataclass
+class PendingCall:
+    """An RPC sent by RemoteScheduler.begin_call whose reply is not read yet."""
+
+    client: RemoteScheduler
+    method: str
+    body: dict[str, Any]
+    sent: bool = True
+
+    def result(self) -> dict[str, Any]:
+        """The call's JSON reply; raises like RemoteScheduler.call. Call it once."""
+        answer = self.client._read_ahead() if self.sent else None
+        self.sent = False
+        if answer is not None and answer[0] in RETRIED_STATUSES:
+            logger.warning(
+                "scheduler %s answered HTTP %d for %s (%s); calling again",
+                self.client.url,
+                answer[0],
+                self.method,
+                _message(answer[1]),
+            )
+        if answer is None or answer[0] in RETRIED_STATUSES:
+            return self.client.call(self.method, **self.body)
+        path = API_PREFIX + self.method
+        reply: dict[str, Any] = json.loads(_check(*answer, self.client.url + path))
+        return reply
 
 
 def _reason(err: BaseException) -> str:

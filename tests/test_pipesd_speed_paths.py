@@ -1,4 +1,4 @@
-"""The fast paths between a worker and pipesd: get_work batches that grow while tasks are fast."""
+"""The fast paths between a worker and pipesd: get_work batches that grow, and calls sent ahead."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import re
 import pytest
 
 import pipes
+from pipes.exceptions import BadRequest
+from pipes.worker.fetch import WorkFetcher
 from pipes.worker.work_batch import WorkBatch
 
 
@@ -93,3 +95,79 @@ def test_worker_takes_more_tasks_per_get_work_when_batch_seconds_allow(
     # last reports); 0 s: 300 / 4 calls, then that one.
     assert least_calls <= _get_work_calls(pipesd) <= most_calls
     assert pipesd.call("task_list", status="DONE")["total"] == 301
+
+
+class Link(pipes.Task):
+    i = pipes.IntParameter()
+    root = pipes.Parameter(significant=False)
+
+    def requires(self):
+        return [Link(i=self.i - 1, root=self.root)] if self.i > 0 else []
+
+    def output(self):
+        return pipes.LocalTarget(f"{self.root}/link-{self.i}.txt")
+
+    def run(self):
+        with self.output().open("w") as out:
+            out.write("x")
+
+
+def test_worker_on_a_chain_sends_nothing_ahead_and_never_waits(pipesd, cfg, tmp_path):
+    # Each link becomes ready only once the one before is reported: a reply sent ahead would
+    # come back empty. A worker that took an empty reply as "no work" would ask outlook and
+    # sleep wait_interval (an hour here) instead of asking again with its reports.
+    cfg.set("worker", "get_work_batch", "1")
+    cfg.set("worker", "get_work_batch_seconds", "60")
+    cfg.set("worker", "wait_interval", "3600")
+    out = tmp_path / "out"
+    out.mkdir()
+    assert pipes.build([Link(i=29, root=str(out))], workers=1, scheduler_url=pipesd.url)
+    assert len(list(out.iterdir())) == 30
+    # One call per link and one that finds none: no call was sent ahead for a batch of one.
+    assert _get_work_calls(pipesd) == 31
+
+
+def _add_independent(daemon, worker: str, count: int) -> set[str]:
+    remote = daemon.scheduler()
+    remote.add_worker(worker, {"host": "h"})
+    ids = {f"T_{i}" for i in range(count)}
+    remote.add_tasks(worker, [{"task_id": t, "family": "T"} for t in sorted(ids)])
+    return ids
+
+
+def test_fetcher_sends_the_next_get_work_ahead_and_drain_returns_its_tasks(pipesd):
+    ids = _add_independent(pipesd, "w", 20)
+    remote = pipesd.scheduler()
+    fetcher = WorkFetcher(remote, "w", WorkBatch(least=1, seconds=60), lambda r: [r["task_id"]])
+    first, unsent = fetcher.fetch([], [])
+    assert len(first) == 1 and unsent == []  # a batch of `least`: nothing sent ahead
+    done = [{"task_id": first[0]["task_id"], "status": "DONE"}]
+    second, unsent = fetcher.fetch([], done)
+    assert len(second) == 2 and unsent == []
+    # The second batch came full at a size past `least`, so the third was asked for ahead;
+    # taking it sends the fourth ahead, with these reports.
+    done = [{"task_id": t["task_id"], "status": "DONE"} for t in second]
+    third, unsent = fetcher.fetch([], done)
+    assert len(third) == 2 and unsent == []
+    in_flight = fetcher.drain()
+    assert len(in_flight) == 4 and fetcher.drain() == []
+    handed = [t["task_id"] for t in first + second + third + in_flight]
+    assert len(set(handed)) == 9 and set(handed) <= ids
+    running = {t["task_id"] for t in pipesd.call("task_list", status="RUNNING")["tasks"]}
+    assert running == {t["task_id"] for t in third + in_flight}
+
+
+def test_call_sent_ahead_while_pipesd_is_down_is_made_again_when_read(pipesd):
+    _add_independent(pipesd, "w", 3)
+    remote = pipesd.scheduler()
+    pipesd.stop()
+    pending = remote.begin_call("get_work", worker="w", running=[], max_tasks=3)
+    pipesd.start()  # the same state file: the worker and its tasks are back
+    reply = pending.result()
+    assert sorted(t["task_id"] for t in reply["tasks"]) == ["T_0", "T_1", "T_2"]
+
+
+def test_call_sent_ahead_reads_a_400_as_bad_request(pipesd):
+    pending = pipesd.scheduler().begin_call("get_work", worker="w", max_tasks=0)
+    with pytest.raises(BadRequest, match="max_tasks"):
+        pending.result()

@@ -23,6 +23,7 @@ from pipes.task_register import get_task_cls
 from pipes.worker.capture import valid_text
 from pipes.worker.completion import CompletionChecker, TaskOutputs
 from pipes.worker.execute import Attempt, Execution
+from pipes.worker.fetch import WorkFetcher
 from pipes.worker.keepalive import KeepAlive
 from pipes.worker.messages import RunStatus
 from pipes.worker.progress import Progress
@@ -77,7 +78,8 @@ class Worker:
         self._running: list[Execution] = []
         self._queue: collections.deque[Work] = collections.deque()  # taken, not started
         self._reports: list[dict[str, Any]] = []  # outcomes to hand in with the next get_work
-        self._batch = WorkBatch(self.options.get_work_batch, self.options.get_work_batch_seconds)
+        batch = WorkBatch(self.options.get_work_batch, self.options.get_work_batch_seconds)
+        self._fetcher = WorkFetcher(scheduler, self.worker_id, batch, lambda r: Work(r).members)
         self.outputs = TaskOutputs()  # each task's output(), asked once per run
         self.checker = self._new_checker()
         self.progress: Progress | None = None  # set by the caller to show live counts
@@ -239,11 +241,10 @@ class Worker:
             time.sleep(self.options.wait_interval)
 
     def _fetch_work(self) -> None:
-        """One round trip: hand in finished-task reports, take a batch of tasks (WorkBatch)."""
+        """Hand in finished-task reports, take the next batch of tasks (see WorkFetcher)."""
         busy = [m for execution in self._running for m in execution.members]
         reports, self._reports = self._reports, []
-        size = self._batch.next(len(reports), time.monotonic())
-        works = self.scheduler.get_work_batch(self.worker_id, busy, reports, size)
+        works, self._reports = self._fetcher.fetch(busy, reports)
         self._queue.extend(Work(reply) for reply in works)
 
     def _flush_reports(self) -> None:
@@ -253,6 +254,7 @@ class Worker:
 
     def _release_queued(self) -> None:
         """Hand back tasks taken but not started (stopping early), so others may run them."""
+        self._queue.extend(Work(reply) for reply in self._fetcher.drain())
         members = [m for work in self._queue for m in work.members]
         self._queue.clear()
         self._reports.extend(_report(m, RunStatus.PENDING) for m in members)
