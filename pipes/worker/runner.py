@@ -192,7 +192,12 @@ class Runner:
         """Send queued executions to the children the dispatcher picks, forking new ones."""
         for sending in self._dispatcher.assign():
             if sending.new:
-                self._pool.fork(sending.child)
+                try:
+                    self._pool.fork(sending.child)
+                except BaseException:  # no child: its tasks wait in the queue again
+                    held = self._dispatcher.remove(sending.child)
+                    self._dispatcher.requeue(list(held.values()), fast=not sending.alone)
+                    raise
             timeout = self.timeout_of(sending.numbered[0][1]) if sending.alone else None
             self._pool.send(sending.child, sending.numbered, sending.was_idle, timeout)
 
