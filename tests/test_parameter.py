@@ -36,6 +36,7 @@ from pipes.parameter import (
     OptionalListParameter,
     OptionalNumericalParameter,
     OptionalParameter,
+    OptionalParameterTypeWarning,
     OptionalPathParameter,
     OptionalStrParameter,
     OptionalTupleParameter,
@@ -291,7 +292,8 @@ def test_optional_int_parameter_parses_number_when_not_empty():
 
 
 def test_optional_str_parameter_rejects_value_when_not_string():
-    assert_one_line_error(OptionalStrParameter().normalize, 5, "string")
+    with pytest.warns(OptionalParameterTypeWarning, match="not of type str or None"):
+        assert_one_line_error(OptionalStrParameter().normalize, 5, "string")
 
 
 # -- dates and times -------------------------------------------------------------------------
