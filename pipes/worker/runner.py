@@ -71,6 +71,11 @@ class Inline:
         self.execution = None
         return outcome
 
+    def interrupted(self) -> Execution | None:
+        """The execution a signal stopped inside run(), if any: it is no longer running."""
+        execution, self.execution = self.execution, None
+        return execution
+
     def tail(self) -> tuple[str, str] | None:
         """(task id, output so far) of the running task: atomic under the GIL, for any thread."""
         execution, tail = self.execution, self._tail
@@ -172,10 +177,9 @@ class Runner:
         """
         if sig is not None:
             message = f"stopped by {signal.Signals(sig).name} while running"
-            inline = self._inline.execution
-            if inline is not None:  # interrupted inside run()
+            inline = self._inline.interrupted()
+            if inline is not None:
                 self._finished.append((inline, Attempt(inline.task, RunStatus.FAILED, message)))
-                self._inline.execution = None
             unstarted = self._dispatcher.unqueue()
             for key in self._dispatcher.holding():
                 self._pool.kill(key, signal.SIGTERM)  # children ignore SIGINT: the worker decides
@@ -215,7 +219,13 @@ class Runner:
 
     def _retire(self, key: int) -> None:
         self._pool.retire(key)
-        self._dispatcher.remove(key)
+        self._forget(key)
+
+    def _forget(self, key: int) -> dict[int, Execution]:
+        """Drop a child that is gone from the books; returns what it held."""
+        for reported in [r for r in self._reported if r[0] == key]:
+            del self._reported[reported]  # reported DONE early: their messages never come now
+        return self._dispatcher.remove(key)
 
     # --- waiting for outcomes -------------------------------------------------------------
 
@@ -336,7 +346,7 @@ class Runner:
         """
         self._take_in(key)
         handle = self._pool.remove(key)
-        held = self._dispatcher.remove(key)
+        held = self._forget(key)
         started, finished, log_start = handle.claims.snapshot()
         if held and started < min(held):
             started = min(held)  # it died before its first task: blame that one
