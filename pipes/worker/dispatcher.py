@@ -1,4 +1,4 @@
-"""Which child runs what: the runner's bookkeeping, kept free of processes and clocks.
+"""Which child runs what, decided without processes or clocks.
 
 A family whose recent runs took under FAST_SECONDS has its tasks sent several at a time,
 and a child may hold up to DEPTH of them, so it does not wait on the worker between two.

@@ -1,4 +1,4 @@
-"""The worker's end of one child: its pipes, its claims, and the frames not written yet.
+"""The worker's end of one child's two pipes.
 
 A handle knows nothing of which tasks the child holds (dispatcher.py) or when to give up
 on it (pool.py): it forks the child and moves bytes.

@@ -1,4 +1,4 @@
-"""The worker's child processes: forking them, writing to them, and watching their pipes and clocks.
+"""The worker's child processes, watched over one poll.
 
 Children take task after task (so many small tasks cost no fork each) and are recycled
 after max_tasks_per_child tasks (dispatcher.py) or when their memory grows past

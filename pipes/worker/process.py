@@ -1,4 +1,4 @@
-"""One forked child process: starting it, reaping it, and stopping it with what it started.
+"""One forked child process, from its fork to its reaping or killing.
 
 A child leads its own process group (child.py), so a timeout stops the whole group; it
 is also a subreaper, so a descendant that left the group (setsid: a daemon, a double
