@@ -1,12 +1,15 @@
 """Time a DAG of trivial tasks (each writes a tiny LocalTarget) on the embedded scheduler.
 
     python benchmarks/local_dag.py --shape wide --n 5000 [--workers 2] [--repeat 5] [--luigi]
+        [--baseline-tree DIR]
 
 Prints the floor (a bare stat + write + rename loop), wall time, per-task cost and their
-ratio (with --repeat, the median of that many runs, each
-in a fresh interpreter, and their spread). With --luigi, runs the same workload on luigi in
+ratio (with --repeat, the medians of that many rounds, each run in a fresh interpreter, and
+the spread). With --luigi, runs the same workload on luigi in
 benchmarks/.luigi-venv (made by `make bench-luigi`) and prints the ratio; luigi's cost grows
-quadratically, so keep n modest there (n=5000 takes luigi well over a minute).
+quadratically, so keep n modest there (n=5000 takes luigi well over a minute). With
+--baseline-tree DIR, pipes also runs from that checkout (e.g. a git worktree of an older
+commit), alternating with this one, and both are printed: before and after in the same run.
 """
 
 from __future__ import annotations
@@ -88,9 +91,15 @@ def filesystem_floor(python: str, n: int, base: str | None) -> float:
 
 
 def run_workload(
-    python: str, framework: str, shape: str, n: int, workers: int, base: str | None = None
+    python: str,
+    framework: str,
+    shape: str,
+    n: int,
+    workers: int,
+    base: str | None = None,
+    tree: Path = HERE.parent,
 ) -> dict:
-    """Run the workload in a fresh interpreter; returns {'seconds', 'ok'}."""
+    """Run the workload in a fresh interpreter with pipes from tree; returns {'seconds', 'ok'}."""
     with tempfile.TemporaryDirectory(prefix="pipes-bench-", dir=base) as tmp:
         code = WORKLOAD + f"\nmain({framework!r}, {tmp!r}, {shape!r}, {n}, {workers})\n"
         sys.setrecursionlimit(10_000)
@@ -99,7 +108,7 @@ def run_workload(
             capture_output=True,
             text=True,
             check=False,
-            env={**os.environ, "PYTHONPATH": str(HERE.parent)},
+            env={**os.environ, "PYTHONPATH": str(tree)},
         )
         if done.returncode != 0:
             raise SystemExit(f"{framework} workload failed:\n{done.stderr[-2000:]}")
@@ -122,26 +131,44 @@ def main() -> None:
     parser.add_argument(
         "--repeat", type=int, default=1, help="run pipes this many times; report the median"
     )
+    parser.add_argument(
+        "--baseline-tree",
+        type=Path,
+        help="also run pipes from this checkout, alternating with this one (before/after)",
+    )
     args = parser.parse_args()
-    # pipes as installed, with bytecode (as luigi in its venv), even under PYTHONDONTWRITEBYTECODE
-    compileall.compile_dir(HERE.parent / "pipes", quiet=1)
-    floor = filesystem_floor(sys.executable, args.n, args.dir)
-    print(f"disk   {args.n} bare stat + atomic writes: {floor:.3f} s")
-    runs = [
-        run_workload(sys.executable, "pipes", args.shape, args.n, args.workers, args.dir)["seconds"]
-        for _ in range(max(1, args.repeat))
-    ]
-    seconds = statistics.median(runs)
-    spread = f" (median of {len(runs)}: {min(runs):.3f}..{max(runs):.3f})" if len(runs) > 1 else ""
-    print(
-        f"pipes  shape={args.shape} n={args.n} workers={args.workers}: "
-        f"{seconds:.3f} s wall, {seconds / args.n * 1e6:.1f} us/task, "
-        f"{max(seconds - floor, 0) / args.n * 1e6:.1f} us/task above the disk floor{spread}"
-    )
-    print(
-        f"floor  {floor / args.n * 1e6:.1f} us/file; per-task {seconds / args.n * 1e6:.1f} us;"
-        f" ratio per-task/floor = {seconds / floor:.2f}x"
-    )
+    trees = {"pipes": HERE.parent}
+    if args.baseline_tree is not None:
+        trees = {"before": args.baseline_tree.resolve(), "after": HERE.parent}
+    for tree in trees.values():
+        # pipes as installed, with bytecode (as luigi in its venv), even under
+        # PYTHONDONTWRITEBYTECODE
+        compileall.compile_dir(tree / "pipes", quiet=1)
+    floors: list[float] = []
+    runs: dict[str, list[float]] = {name: [] for name in trees}
+    for _ in range(max(1, args.repeat)):
+        floors.append(filesystem_floor(sys.executable, args.n, args.dir))
+        for name, tree in trees.items():
+            result = run_workload(
+                sys.executable, "pipes", args.shape, args.n, args.workers, args.dir, tree
+            )
+            runs[name].append(result["seconds"])
+    floor = statistics.median(floors)
+    print(f"disk   {args.n} bare stat + atomic writes: {floor:.3f} s (median of {len(floors)})")
+    for name, times in runs.items():
+        seconds = statistics.median(times)
+        spread = f" (median of {len(times)}: {min(times):.3f}..{max(times):.3f})"
+        print(
+            f"{name:6} shape={args.shape} n={args.n} workers={args.workers}: "
+            f"{seconds:.3f} s wall, {seconds / args.n * 1e6:.1f} us/task, "
+            f"{max(seconds - floor, 0) / args.n * 1e6:.1f} us/task above the disk floor"
+            f"{spread if len(times) > 1 else ''}"
+        )
+        print(
+            f"floor  {floor / args.n * 1e6:.1f} us/file; per-task {seconds / args.n * 1e6:.1f} us;"
+            f" ratio per-task/floor = {seconds / floor:.2f}x"
+        )
+    seconds = statistics.median(runs["after" if args.baseline_tree else "pipes"])
     if args.luigi:
         if not LUIGI_PYTHON.exists():
             raise SystemExit("luigi venv missing: run `make bench-luigi` first")
