@@ -681,8 +681,9 @@ def test_sigusr1_starts_none_of_the_fast_tasks_children_hold(tmp_path, write_fil
         )
     try:
         blocked = lambda: [n for n in started(tmp_path) if n >= 20]  # noqa: E731
+        # the handshake: each child is inside a run() that waits for "go", so none can start
+        # another task until then (a child runs one at a time, and both are busy: no stealing)
         assert wait_for(lambda: len(blocked()) == 2, timeout=20)
-        time.sleep(0.2)  # on purpose: a start still in flight would show in `before`, not later
         before = started(tmp_path)
         proc.send_signal(signal.SIGUSR1)
         # the handshake: the worker logs this in its SIGUSR1 handler as it tells the children
