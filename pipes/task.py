@@ -211,12 +211,14 @@ class Task(metaclass=Register):
         for name, value in values.items():
             setattr(self, name, value)
         # each value serialised once: the id, the scheduler and clones all read these strings
-        params = [(name, param) for name, param in self.get_params() if param.significant]
-        self._serialized = {
-            name: param.serialize(values[name]) for name, param in self.get_params()
-        }
-        significant = {name: self._serialized[name] for name, _ in params}
-        public = [name for name, param in params if param.visibility == ParameterVisibility.PUBLIC]
+        params = self.get_params()
+        self._serialized = {name: param.serialize(values[name]) for name, param in params}
+        significant = {name: self._serialized[name] for name, param in params if param.significant}
+        public = [
+            name
+            for name, param in params
+            if param.significant and param.visibility == ParameterVisibility.PUBLIC
+        ]
         self.task_family = self.get_task_family()
         self.task_id = task_id_str(self.task_family, significant, shown=public)
         self._hash = hash(self.task_id)
