@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import ctypes
 import gc
 import os
 import signal
@@ -131,6 +130,8 @@ def _close_in_forks(fds: list[int]) -> None:
 
 def _die_with_the_worker(worker_pid: int) -> None:
     """If the worker dies, even by SIGKILL, stop this child and what its task started."""
+    import ctypes  # here, in the child: a run that forks no child never loads it
+
     signal.signal(signal.SIGHUP, _stop_group)
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(PR_SET_PDEATHSIG, signal.SIGHUP) != 0:
