@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 
 import pytest
 
@@ -171,3 +173,42 @@ def test_call_sent_ahead_reads_a_400_as_bad_request(pipesd):
     pending = pipesd.scheduler().begin_call("get_work", worker="w", max_tasks=0)
     with pytest.raises(BadRequest, match="max_tasks"):
         pending.result()
+
+
+class Stopper(pipes.Task):
+    i = pipes.IntParameter()
+    root = pipes.Parameter(significant=False)
+
+    def output(self):
+        return pipes.LocalTarget(f"{self.root}/{self.i}.txt")
+
+    def run(self):
+        with self.output().open("w") as out:
+            out.write("x")
+        if len(os.listdir(self.root)) == 150:  # the run is well into batches sent ahead
+            os.kill(os.getpid(), signal.SIGUSR1)  # runs inline: the worker takes the signal
+
+
+class ManyStoppers(pipes.WrapperTask):
+    root = pipes.Parameter(significant=False)
+
+    def requires(self):
+        return [Stopper(i=i, root=self.root) for i in range(400)]
+
+
+def test_sigusr1_hands_back_the_tasks_of_a_get_work_sent_ahead(pipesd, cfg, tmp_path):
+    cfg.set("worker", "get_work_batch_seconds", "60")  # batches of 4, 8, 16, 32, 64, 100
+    out = tmp_path / "out"
+    out.mkdir()
+    pipes.build([ManyStoppers(root=str(out))], workers=1, scheduler_url=pipesd.url)
+    ran = {p.stem for p in out.iterdir()}
+    assert 150 <= len(ran) < 400
+    statuses = {}
+    for status in ("DONE", "RUNNING", "FAILED", "PENDING"):
+        listing = pipesd.call("task_list", status=status, family="Stopper", limit=1000)
+        statuses[status] = {t["params"]["i"] for t in listing["tasks"]}
+    # Nothing was left RUNNING on the stopped worker (its end would fail it): the queue and
+    # the reply in flight were handed back, and every task that ran was reported.
+    assert statuses["RUNNING"] == statuses["FAILED"] == set()
+    assert statuses["DONE"] == ran
+    assert len(statuses["PENDING"]) == 400 - len(ran)
