@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -328,7 +328,7 @@ class Scheduler:
         self,
         worker: str,
         now: float,
-        running: list[str] | None = None,
+        running: Collection[str] | None = None,
         min_priority: int | None = None,
     ) -> Work | None:
         """The best ready task this worker may run, now RUNNING on it; None when there is none.

@@ -258,7 +258,7 @@ class Service:
         if specs:
             self.core.add_tasks(worker, specs, now)
         handed: list[dict[str, Any]] = []
-        known = list(running) if running is not None else None
+        known = set(running) if running is not None else None  # a set: checked per task
         floor: int | None = None
         while len(handed) < max_tasks:
             # Extra tasks only at the first one's priority: a worker must not sit on lower
@@ -269,7 +269,7 @@ class Service:
             handed.append(work_json(work))  # now: the record changes with later calls
             floor = handed[0]["priority"]
             if known is not None:
-                known.extend(work.task_ids)
+                known.update(work.task_ids)
         return {"task": handed[0] if handed else None, "tasks": handed}
 
     def _ping(self, worker: str) -> None:
