@@ -3,7 +3,8 @@
 import logging
 import sys
 
-from pipes.worker.capture import Tail, captured_tail, last_lines
+import pipes
+from pipes.worker.capture import Tail, TailCapture, captured_tail, last_lines
 
 
 def test_tail_keeps_the_end_from_a_line_start():
@@ -34,3 +35,40 @@ def test_captured_tail_tees_print_and_logging(capsys):
     assert "to stdout\nto stderr\n" in text
     assert "INFO test_capture.task: a log record <b>" in text
     assert not any(type(h).__name__ == "_TailHandler" for h in logging.root.handlers)
+
+
+def test_one_capture_keeps_each_task_its_own_tail_and_nothing_between_tasks(capsys):
+    capture = TailCapture()
+    stdout = sys.stdout
+    first = capture.start()
+    print("task one")
+    capture.stop()
+    print("the worker, between tasks")
+    logging.getLogger("test_capture.worker").warning("a worker record")
+    second = capture.start()
+    print("task two")
+    capture.stop()
+    capture.uninstall()
+    assert first.text() == "task one\n"
+    assert second.text() == "task two\n"
+    assert sys.stdout is stdout
+    assert not any(type(h).__name__ == "_TailHandler" for h in logging.root.handlers)
+    assert "the worker, between tasks" in capsys.readouterr().out  # still written through
+
+
+def test_a_build_of_inline_tasks_gives_the_streams_and_handlers_back(tmp_path):
+    class Printer(pipes.Task):
+        n = pipes.IntParameter()
+
+        def output(self):
+            return pipes.LocalTarget(tmp_path / f"{self.n}.txt")
+
+        def run(self):
+            print(f"printing {self.n}")
+            with self.output().open("w") as out:
+                out.write("x")
+
+    stdout, stderr, handlers = sys.stdout, sys.stderr, list(logging.root.handlers)
+    assert pipes.build([Printer(n=1), Printer(n=2)], local_scheduler=True)
+    assert (sys.stdout, sys.stderr) == (stdout, stderr)
+    assert logging.root.handlers == handlers

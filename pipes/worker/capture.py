@@ -67,14 +67,16 @@ def last_lines(text: str, limit: int) -> str | None:
 
 
 class _Tee:
-    """A text stream that writes through to another and keeps a copy in a Tail."""
+    """A text stream that writes through to another and keeps a copy in the current Tail."""
 
-    def __init__(self, target: TextIO, tail: Tail) -> None:
+    def __init__(self, target: TextIO, capture: TailCapture) -> None:
         self._target = target
-        self._tail = tail
+        self._capture = capture
 
     def write(self, text: str) -> int:
-        self._tail.add(text)
+        tail = self._capture.tail
+        if tail is not None:
+            tail.add(text)
         return self._target.write(text)
 
     def __getattr__(self, name: str) -> Any:  # flush, fileno, isatty, encoding, ...
@@ -82,14 +84,17 @@ class _Tee:
 
 
 class _TailHandler(logging.Handler):
-    def __init__(self, tail: Tail) -> None:
+    def __init__(self, capture: TailCapture) -> None:
         super().__init__()
-        self.tail = tail
+        self.capture = capture
         self.setFormatter(logging.Formatter(LOG_FORMAT))
 
     def emit(self, record: logging.LogRecord) -> None:
+        tail = self.capture.tail
+        if tail is None:  # between tasks: the worker's own records
+            return
         try:
-            self.tail.add(self.format(record) + "\n")
+            tail.add(self.format(record) + "\n")
         except Exception:  # a record that cannot be formatted must not fail the task
             self.handleError(record)
 
@@ -97,30 +102,46 @@ class _TailHandler(logging.Handler):
 class TailCapture:
     """Keeps the end of sys.stdout, sys.stderr and log records, one task at a time.
 
-    One per runner: its logging handler is built once, not per task (a Handler costs a
-    lock and a formatter), and only points at each task's fresh Tail.
+    Installed once for many tasks (a run's inline tasks): the streams and the logging
+    handler stay in place, and each task only gets a fresh Tail with start().
     """
 
     def __init__(self) -> None:
-        self._handler = _TailHandler(Tail())
+        self.tail: Tail | None = None  # the running task's, else None: nothing is kept
+        self._handler = _TailHandler(self)
         self._streams: tuple[Any, Any] | None = None
 
-    def __enter__(self) -> Tail:
-        tail = self._handler.tail = Tail()
-        stdout, stderr = self._streams = sys.stdout, sys.stderr
-        sys.stdout, sys.stderr = _Tee(stdout, tail), _Tee(stderr, tail)
-        logging.root.addHandler(self._handler)
-        return tail
+    def install(self) -> None:
+        """Tee sys.stdout and sys.stderr and add the logging handler, if not done yet."""
+        if self._streams is None:
+            stdout, stderr = self._streams = sys.stdout, sys.stderr
+            sys.stdout, sys.stderr = _Tee(stdout, self), _Tee(stderr, self)
+            logging.root.addHandler(self._handler)
 
-    def __exit__(self, *exc: object) -> None:
-        logging.root.removeHandler(self._handler)
-        assert self._streams is not None
-        sys.stdout, sys.stderr = self._streams
-        self._streams = None
+    def uninstall(self) -> None:
+        """Put sys.stdout, sys.stderr and the logging handlers back as install() found them."""
+        if self._streams is not None:
+            logging.root.removeHandler(self._handler)
+            sys.stdout, sys.stderr = self._streams
+            self._streams = None
+            self.tail = None
+
+    def start(self) -> Tail:
+        """Keep what is written from now on in a fresh Tail (installing first if needed)."""
+        self.install()
+        self.tail = Tail()
+        return self.tail
+
+    def stop(self) -> None:
+        """Keep nothing more until the next start()."""
+        self.tail = None
 
 
 @contextlib.contextmanager
 def captured_tail() -> Iterator[Tail]:
     """Keep the end of sys.stdout, sys.stderr and log records written during the block."""
-    with TailCapture() as tail:
-        yield tail
+    capture = TailCapture()
+    try:
+        yield capture.start()
+    finally:
+        capture.uninstall()

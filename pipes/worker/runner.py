@@ -56,20 +56,24 @@ class Inline:
     def __init__(self) -> None:
         self.execution: Execution | None = None
         self._tail: Tail | None = None
-        self._capture = TailCapture()  # one handler for all inline runs
+        self._capture = TailCapture()  # installed at the first inline run, until close()
 
     def run(self, execution: Execution) -> Attempt:
         """Run one step of execution here, keeping the end of what it prints."""
         self.execution = execution
-        with self._capture as tail:
-            self._tail = tail
-            try:
-                outcome = execution.step()
-            finally:
-                self._tail = None
+        tail = self._tail = self._capture.start()
+        try:
+            outcome = execution.step()
+        finally:
+            self._capture.stop()
+            self._tail = None
         outcome.log_tail = tail.text()
         self.execution = None
         return outcome
+
+    def close(self) -> None:
+        """Put back the streams and logging handler the inline runs used."""
+        self._capture.uninstall()
 
     def interrupted(self) -> Execution | None:
         """The execution a signal stopped inside run(), if any: it is no longer running."""
@@ -175,6 +179,7 @@ class Runner:
 
         With `sig`, executions handed over but never started come back as PENDING.
         """
+        self._inline.close()  # first: sys.stdout is the user's again whatever happens next
         if sig is not None:
             message = f"stopped by {signal.Signals(sig).name} while running"
             inline = self._inline.interrupted()
