@@ -172,13 +172,19 @@ def main() -> None:
     if args.luigi:
         if not LUIGI_PYTHON.exists():
             raise SystemExit("luigi venv missing: run `make bench-luigi` first")
-        luigi_result = run_workload(
-            str(LUIGI_PYTHON), "luigi", args.shape, args.n, args.workers, args.dir
-        )
-        lsec = luigi_result["seconds"]
+        # as many runs as pipes had: luigi's worker sleeps a random wait_jitter when idle
+        luigi_runs = [
+            run_workload(str(LUIGI_PYTHON), "luigi", args.shape, args.n, args.workers, args.dir)[
+                "seconds"
+            ]
+            for _ in range(max(1, args.repeat))
+        ]
+        lsec = statistics.median(luigi_runs)
+        spread = f" (median of {len(luigi_runs)}: {min(luigi_runs):.3f}..{max(luigi_runs):.3f})"
         print(
             f"luigi  shape={args.shape} n={args.n} workers={args.workers}: "
             f"{lsec:.3f} s wall, {lsec / args.n * 1e6:.1f} us/task"
+            f"{spread if len(luigi_runs) > 1 else ''}"
         )
         print(f"ratio  luigi/pipes = {lsec / seconds:.1f}x")
 
