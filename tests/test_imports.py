@@ -51,9 +51,7 @@ NOT_LOADED = [
 
 def _loaded_after(code: str) -> set[str]:
     probe = f"import sys, json\n{code}\nprint(json.dumps(sorted(sys.modules)))"
-    done = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
-    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     return set(json.loads(done.stdout))
 
 
@@ -116,3 +114,21 @@ def test_in_process_scheduler_never_loads_sqlite3():
     loaded = _loaded_after("from pipes import build\nimport pipes.scheduler.local")
     assert "pipes.scheduler.local" in loaded
     assert "sqlite3" not in loaded
+
+
+def test_a_local_run_loads_no_http_alerting_or_fork_machinery_it_does_not_use(tmp_path):
+    code = (
+        "import os, pipes\n"
+        f"os.chdir({str(tmp_path)!r})\n"
+        "class Hello(pipes.Task):\n"
+        "    def output(self):\n"
+        "        return pipes.LocalTarget('hello.txt')\n"
+        "    def run(self):\n"
+        "        with self.output().open('w') as out:\n"
+        "            out.write('hi')\n"
+        "assert pipes.build([Hello()], local_scheduler=True)\n"
+    )
+    loaded = _loaded_after(code)
+    unused = ["http.client", "pipes.rpc", "pipes.notifications", "pipes.worker.pool", "ctypes"]
+    assert "pipes.worker.runner" in loaded
+    assert [name for name in unused if name in loaded] == []

@@ -14,23 +14,25 @@ has sent nothing for STEAL_AFTER while another child idles, and after finish_up(
 
 from __future__ import annotations
 
+import functools
 import logging
 import signal
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipes.event import Event
 from pipes.task import Task
 from pipes.worker.capture import Tail, TailCapture
-from pipes.worker.child import ChildOptions
 from pipes.worker.completion import TaskOutputs
 from pipes.worker.dispatcher import Dispatcher
 from pipes.worker.execute import Attempt, Execution
 from pipes.worker.messages import FieldSet, RunStatus, TaskEnded
-from pipes.worker.pool import Pool
 from pipes.worker.walk import fire_event
+
+if TYPE_CHECKING:
+    from pipes.worker.pool import Pool
 
 logger = logging.getLogger("pipes.worker")
 Finished = list[tuple[Execution, Attempt]]
@@ -102,21 +104,29 @@ class Runner:
         self.options = options
         self.on_field = on_field  # (task id, field, value) from run() in a child
         self._known: Mapping[str, Task] = known if known is not None else {}
-        child = ChildOptions(
-            options.check_outputs,
-            options.log_dir,
-            None,
-            self._known,
-            recheck,  # check completeness just before a task runs (in children)
-            outputs or TaskOutputs(),  # children fork with what is cached so far
-        )
-        self._pool = Pool(child, options.max_child_rss_mb)
+        self._recheck = recheck  # check completeness just before a task runs (in children)
+        self._outputs = outputs or TaskOutputs()  # children fork with what is cached so far
         self._dispatcher = Dispatcher(options.workers, options.max_tasks_per_child)
         self._isolate = options.workers > 1 or options.force_multiprocessing
         self._inline = Inline()
         self._finished: Finished = []
         self._reported: dict[tuple[int, int], str] = {}  # (child, seq) -> task id, DONE early
         self._finishing = False
+
+    @functools.cached_property
+    def _pool(self) -> Pool:
+        """The child processes; made, and the fork machinery loaded, when the first is needed."""
+        from pipes.worker.child import ChildOptions
+        from pipes.worker.pool import Pool
+
+        options = self.options
+        child = ChildOptions(
+            options.check_outputs, options.log_dir, None, self._known, self._recheck, self._outputs
+        )
+        return Pool(child, options.max_child_rss_mb)
+
+    def _has_pool(self) -> bool:
+        return "_pool" in self.__dict__  # where cached_property keeps it
 
     def timeout_of(self, execution: Execution) -> float | None:
         """The task's own worker_timeout, else the configured default."""
@@ -172,7 +182,8 @@ class Runner:
     def finish_up(self) -> None:
         """Start no more tasks; those not started come back as PENDING. Signal-handler safe."""
         self._finishing = True
-        self._pool.finish_up()
+        if self._has_pool():
+            self._pool.finish_up()
 
     def stop(self, sig: int | None = None) -> Finished:
         """Stop every child; with `sig`, interrupt running tasks (they fail) first.
@@ -192,7 +203,8 @@ class Runner:
             self._finished += [(e, Attempt(e.task, RunStatus.PENDING)) for e in unstarted]
         for key in [k for k, load in self._dispatcher.loads.items() if not load.held]:
             self._retire(key)
-        self._pool.close()
+        if self._has_pool():
+            self._pool.close()
         return self.take_finished()
 
     # --- sending work ---------------------------------------------------------------------
