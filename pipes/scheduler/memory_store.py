@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipes.scheduler.core import Changes, StatusChange
+from pipes.scheduler.model import Changes, StatusChange
 
 
 class MemoryStore:

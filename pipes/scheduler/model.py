@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -283,3 +284,41 @@ class Outlook:
     running: int
     running_elsewhere: int
     waiting_for_retry: int
+
+
+@dataclass(slots=True)
+class WorkerRecord:
+    """A worker the scheduler has heard from."""
+
+    worker_id: str
+    info: dict[str, Any] = field(default_factory=dict)
+    last_seen: float = 0.0
+    tasks: set[str] = field(default_factory=set)  # tasks it has a stake in
+    counts: Counter[Status] = field(default_factory=Counter)  # of those tasks, by status
+    running: set[str] = field(default_factory=set)
+    assistant: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChange:
+    """Event: a task's status changed."""
+
+    task_id: str
+    status: Status
+    worker: str | None
+    host: str | None
+    time: float
+
+
+@dataclass(slots=True)
+class Changes:
+    """What changed since the last take_changes(): what the store must commit."""
+
+    tasks: list[TaskRecord] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    events: list[StatusChange] = field(default_factory=list)
+    settings: dict[str, Any] = field(default_factory=dict)  # "resources", "paused"
+    logs: dict[str, str] = field(default_factory=dict)  # task id -> tail of its latest log
+
+    def __bool__(self) -> bool:
+        return bool(self.tasks or self.removed or self.events or self.settings or self.logs)

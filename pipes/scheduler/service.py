@@ -19,8 +19,8 @@ from typing import Any, Protocol
 
 from pipes.exceptions import BadRequest, StoreError, StoreUnavailable
 from pipes.scheduler import views
-from pipes.scheduler.core import Changes, Scheduler
-from pipes.scheduler.model import Refused, Status, TaskSpec, Work
+from pipes.scheduler.core import Scheduler
+from pipes.scheduler.model import Changes, Refused, Status, TaskSpec, Work
 
 logger = logging.getLogger("pipes.scheduler")
 

@@ -14,8 +14,7 @@ import sqlite3
 from typing import Any
 
 from pipes.exceptions import StoreError
-from pipes.scheduler.core import Changes
-from pipes.scheduler.model import Status, TaskRecord
+from pipes.scheduler.model import Changes, Status, TaskRecord
 
 FORMAT_VERSION = 1
 _WAY_OUT = "; refusing to start (move it away, or pass --reset-state to discard it)"

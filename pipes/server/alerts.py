@@ -11,8 +11,7 @@ import logging
 from typing import Any
 
 from pipes.notifications import Alert, Notifier
-from pipes.scheduler.core import Changes, StatusChange
-from pipes.scheduler.model import Status
+from pipes.scheduler.model import Changes, Status, StatusChange
 from pipes.scheduler.service import Store
 
 logger = logging.getLogger("pipes.server")
