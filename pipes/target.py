@@ -7,6 +7,7 @@ FileSystemTarget, and get atomic writes by handing an AtomicSink to ``open_forma
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import secrets
 from abc import ABC, abstractmethod
@@ -86,11 +87,33 @@ class FileSystem(ABC):
         return NotImplementedError(f"{type(self).__name__} does not support {operation}")
 
 
+class _TempNames:
+    """Names no other process picks: a random prefix per process, then a counter.
+
+    One getrandom() per process instead of one per write; a forked child draws its own
+    prefix, since it would otherwise repeat its parent's names.
+    """
+
+    def __init__(self) -> None:
+        self.renew()
+        os.register_at_fork(after_in_child=self.renew)
+
+    def renew(self) -> None:
+        self.prefix = secrets.token_hex(6)
+        self.counter = itertools.count()
+
+    def next(self) -> str:
+        return f"{self.prefix}-{next(self.counter)}"
+
+
+_TEMP_NAMES = _TempNames()
+
+
 def temp_path_beside(path: str) -> str:
     """A fresh temporary name in the same directory as ``path``, so a rename into place is cheap."""
     stripped = path.rstrip("/")
     slash = "/" if stripped != path else ""
-    return f"{stripped}{TEMP_MARKER}{secrets.token_hex(6)}{slash}"
+    return f"{stripped}{TEMP_MARKER}{_TEMP_NAMES.next()}{slash}"
 
 
 _MODES = {

@@ -109,8 +109,8 @@ def flatten(struct: Any) -> list[Any]:
         return flatten(struct.requirements)
     if isinstance(struct, dict):
         struct = struct.values()
-    elif isinstance(struct, (str, bytes)) or not isinstance(struct, Iterable):
-        return [struct]
+    elif isinstance(struct, (str, bytes)) or getattr(type(struct), "__iter__", None) is None:
+        return [struct]  # what isinstance(struct, Iterable) tells, without an ABC check per leaf
     flat: list[Any] = []
     for item in struct:
         flat.extend(flatten(item))

@@ -17,7 +17,7 @@ from pipes.exceptions import (
 )
 from pipes.format import Gzip, Nop
 from pipes.local import LocalFileSystem, LocalTarget
-from pipes.target import FileSystemTarget, Target, targets_exist
+from pipes.target import TEMP_MARKER, FileSystemTarget, Target, targets_exist, temp_path_beside
 
 
 def read(target, mode="r"):
@@ -144,6 +144,26 @@ def test_open_w_writes_gzip_text_when_format_is_gzip(tmp_path):
 
 
 # --- temporary_path ----------------------------------------------------------------------
+
+
+def test_temporary_names_never_repeat_and_a_forked_child_draws_its_own_prefix():
+    names = {temp_path_beside("out.csv") for _ in range(1000)}
+    assert len(names) == 1000
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: what it would name its next temporary file
+        os.write(write_end, temp_path_beside("out.csv").encode())
+        os._exit(0)
+    os.close(write_end)
+    child_name = os.read(read_end, 1000).decode()
+    os.waitpid(pid, 0)
+    os.close(read_end)
+
+    def prefix(name: str) -> str:
+        return name.split(TEMP_MARKER)[1].rsplit("-", 1)[0]
+
+    assert child_name not in names
+    assert prefix(child_name) != prefix(temp_path_beside("out.csv"))
 
 
 def test_temporary_path_moves_into_place_when_block_succeeds(tmp_path):
