@@ -8,9 +8,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import secrets
-import shutil
-import tempfile
 from collections.abc import Iterable, Iterator
 from typing import IO, TYPE_CHECKING, Any
 
@@ -62,6 +59,8 @@ class LocalFileSystem(FileSystem):
             if not _is_real_dir(path):
                 os.remove(path)
             elif recursive:
+                import shutil  # here: import pipes stays small
+
                 shutil.rmtree(path)
             else:
                 os.rmdir(path)
@@ -192,6 +191,8 @@ def _make_parent(path: str) -> None:
 
 def _copy_into_place(src: str, dst: str) -> None:
     """Copy ``src`` beside ``dst`` under a temporary name, then rename it over ``dst``."""
+    import shutil  # here: import pipes stays small
+
     temp = temp_path_beside(dst)
     try:
         if _is_real_dir(src):
@@ -256,7 +257,9 @@ class LocalTarget(FileSystemTarget):
         if path is None:
             if not is_tmp:
                 raise TargetError("LocalTarget needs a path, or is_tmp=True for a temporary file")
-            path = os.path.join(tempfile.gettempdir(), f"pipes-tmp-{secrets.token_hex(8)}")
+            import tempfile  # here: import pipes stays small
+
+            path = os.path.join(tempfile.gettempdir(), f"pipes-tmp-{os.urandom(8).hex()}")
         super().__init__(path)
         self.format = format
         self.is_tmp = is_tmp

@@ -5,7 +5,6 @@ A value is written as compact JSON with sorted keys, so equal values give equal 
 
 from __future__ import annotations
 
-import ast
 import json
 import math
 from collections.abc import Hashable, Iterable, Iterator, Mapping
@@ -142,6 +141,8 @@ class TupleParameter[V: tuple[Any, ...] | None = tuple[Any, ...]](ListParameter[
             return self._coerce(json.loads(s))
         except ValueError:
             pass
+        import ast  # here: import pipes stays small
+
         try:
             return self._coerce(ast.literal_eval(s))
         except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):

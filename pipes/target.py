@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
-import secrets
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, TYPE_CHECKING, Any
@@ -99,7 +98,7 @@ class _TempNames:
         os.register_at_fork(after_in_child=self.renew)
 
     def renew(self) -> None:
-        self.prefix = secrets.token_hex(6)
+        self.prefix = os.urandom(6).hex()  # what secrets.token_hex does, without its imports
         self.counter = itertools.count()
 
     def next(self) -> str:
