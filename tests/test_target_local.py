@@ -5,6 +5,8 @@ from __future__ import annotations
 import gc
 import os
 import pathlib
+import subprocess
+import sys
 import tempfile
 
 import pytest
@@ -149,21 +151,26 @@ def test_open_w_writes_gzip_text_when_format_is_gzip(tmp_path):
 def test_temporary_names_never_repeat_and_a_forked_child_draws_its_own_prefix():
     names = {temp_path_beside("out.csv") for _ in range(1000)}
     assert len(names) == 1000
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: what it would name its next temporary file
-        os.write(write_end, temp_path_beside("out.csv").encode())
-        os._exit(0)
-    os.close(write_end)
-    child_name = os.read(read_end, 1000).decode()
-    os.waitpid(pid, 0)
-    os.close(read_end)
+    # the fork happens in a fresh, single-threaded interpreter (pytest's may run threads)
+    code = (
+        "import os\n"
+        "from pipes.target import temp_path_beside\n"
+        "read_end, write_end = os.pipe()\n"
+        "if os.fork() == 0:\n"
+        "    os.write(write_end, temp_path_beside('out.csv').encode())\n"
+        "    os._exit(0)\n"
+        "os.close(write_end)\n"
+        "os.wait()\n"
+        "print(os.read(read_end, 1000).decode(), temp_path_beside('out.csv'))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    child_name, parent_name = done.stdout.split()
 
     def prefix(name: str) -> str:
         return name.split(TEMP_MARKER)[1].rsplit("-", 1)[0]
 
-    assert child_name not in names
-    assert prefix(child_name) != prefix(temp_path_beside("out.csv"))
+    assert prefix(child_name) != prefix(parent_name)
+    assert child_name != parent_name  # the same counter value: only the prefix tells them apart
 
 
 def test_temporary_path_moves_into_place_when_block_succeeds(tmp_path):
