@@ -139,8 +139,10 @@ class TupleParameter[V: tuple[Any, ...] | None = tuple[Any, ...]](ListParameter[
     def parse(self, s: str) -> tuple[Any, ...]:
         try:
             return self._coerce(json.loads(s))
-        except ValueError:
-            pass
+        except ValueError:  # not a JSON list: read it as a Python tuple literal
+            return self._from_literal(s)
+
+    def _from_literal(self, s: str) -> tuple[Any, ...]:
         import ast  # here: import pipes stays small
 
         try:
